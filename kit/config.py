@@ -1,0 +1,287 @@
+"""The kit's configuration: one TOML file, checked strictly.
+
+A technician edits ``/etc/jaranijo/kit.toml`` by hand, so a typo must not
+silently fall back to a default: an unknown key or a value of the wrong type
+stops the program with one line naming the file, the key and the fix.
+
+Example::
+
+    [kit]
+    id = "blitar-kit-01"
+    data_dir = "/var/lib/jaranijo"
+
+    [devices.fingerprint]
+    port = "/dev/jaranijo/fingerprint"
+    baud = 57600
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/jaranijo/kit.toml")
+
+
+@dataclass
+class KitSection:
+    id: str = ""
+    data_dir: str = "/var/lib/jaranijo"
+    language: str = "id"
+
+
+@dataclass
+class SecuritySection:
+    # Argon2id cost for unlocking the officer's key slot. 3 passes over 64 MiB
+    # takes about 0.5 s on a Raspberry Pi 4 (see tests/bench/bench_core.py).
+    argon2_opslimit: int = 3
+    argon2_memlimit_mib: int = 64
+    pin_max_attempts: int = 5
+    idle_lock_minutes: int = 5
+
+
+@dataclass
+class SerialDevice:
+    # "emulated" picks the twin in sensors/emulated; otherwise a path or a
+    # pyserial URL such as socket://bench-host:4001.
+    port: str = ""
+    baud: int = 0
+    enabled: bool = True
+
+
+@dataclass
+class FingerprintSection(SerialDevice):
+    port: str = "/dev/jaranijo/fingerprint"
+    baud: int = 57600
+    address: int = 0xFFFFFFFF
+    password: int = 0x00000000
+    finger_timeout_s: float = 20.0
+
+
+@dataclass
+class GnssSection(SerialDevice):
+    port: str = "/dev/jaranijo/gps"
+    baud: int = 9600
+
+
+@dataclass
+class ModemSection(SerialDevice):
+    port: str = "/dev/jaranijo/modem"
+    baud: int = 115200
+
+
+@dataclass
+class BatterySection:
+    # "sysfs" (Linux power_supply), "ina219" (UPS HAT over I2C) or "none".
+    kind: str = "sysfs"
+    sysfs_dir: str = "/sys/class/power_supply"
+    i2c_bus: int = 1
+    i2c_address: int = 0x42
+    cells: int = 2
+
+
+@dataclass
+class CameraSection:
+    # "picamera2", "opencv" (USB/V4L2) or "emulated".
+    kind: str = "picamera2"
+    device: int = 0
+    width: int = 640
+    height: int = 480
+
+
+@dataclass
+class GpioSection:
+    capture_button: int = 17
+    status_led: int = 27
+    buzzer: int = 22
+
+
+@dataclass
+class DevicesSection:
+    fingerprint: FingerprintSection = field(default_factory=FingerprintSection)
+    gnss: GnssSection = field(default_factory=GnssSection)
+    modem: ModemSection = field(default_factory=ModemSection)
+    battery: BatterySection = field(default_factory=BatterySection)
+    camera: CameraSection = field(default_factory=CameraSection)
+    gpio: GpioSection = field(default_factory=GpioSection)
+
+
+@dataclass
+class MqttSection:
+    host: str = "localhost"
+    port: int = 1883
+    username: str = ""
+    password_file: str = ""
+    tls: bool = False
+    ca_file: str = ""
+
+
+@dataclass
+class KitConfig:
+    kit: KitSection = field(default_factory=KitSection)
+    security: SecuritySection = field(default_factory=SecuritySection)
+    devices: DevicesSection = field(default_factory=DevicesSection)
+    mqtt: MqttSection = field(default_factory=MqttSection)
+    source: str = ""  # the file this came from; not a TOML key
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.kit.data_dir)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "kit.db"
+
+
+def load_config(path: str | Path) -> KitConfig:
+    """Read and check a kit configuration file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            id=f"Berkas konfigurasi {path} tidak ada",
+            en=f"Configuration file {path} does not exist",
+            hint_id="Jalankan 'jaranijo provision' atau beri --config BERKAS",
+            hint_en="Run 'jaranijo provision' or pass --config FILE",
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            id=f"{path}: bukan teks UTF-8",
+            en=f"{path}: not UTF-8 text",
+            hint_id="Simpan ulang berkas sebagai UTF-8",
+            hint_en="Save the file again as UTF-8",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            id=f"{path}: TOML tidak sah ({exc})",
+            en=f"{path}: invalid TOML ({exc})",
+            hint_id="Perbaiki baris yang disebut",
+            hint_en="Fix the line named",
+        ) from None
+    config = _build(KitConfig, raw, path, "")
+    config.source = str(path)
+    _check_values(config, path)
+    return config
+
+
+def config_from_dict(raw: dict[str, Any], origin: str = "<memory>") -> KitConfig:
+    """Build a configuration from a mapping, with the same checks as a file."""
+    config = _build(KitConfig, raw, Path(origin), "")
+    config.source = origin
+    _check_values(config, Path(origin))
+    return config
+
+
+def dump_config(config: KitConfig) -> str:
+    """The configuration as TOML text (only what differs from nothing is omitted)."""
+    lines: list[str] = []
+    _dump(dataclasses.asdict(config), [], lines)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _dump(data: dict[str, Any], prefix: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and k != "source"}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    if prefix and scalars:
+        lines.append(f"\n[{'.'.join(prefix)}]")
+    for key, value in scalars.items():
+        lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in tables.items():
+        _dump(value, [*prefix, key], lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _build(cls: type, raw: Any, path: Path, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise _type_error(path, where, "a table", raw)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for key, value in raw.items():
+        name = f"{where}.{key}" if where else key
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            suggestion_en = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
+            suggestion_id = f"maksudnya '{close[0]}'?" if close else f"kunci yang dikenal: {', '.join(fields)}"
+            raise ConfigError(
+                id=f"{path}: kunci tidak dikenal '{name}'",
+                en=f"{path}: unknown key '{name}'",
+                hint_id=f"Hapus atau perbaiki; {suggestion_id}",
+                hint_en=f"Remove or correct it; {suggestion_en}",
+            )
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            values[key] = _build(kind, value, path, name)
+        else:
+            values[key] = _coerce(kind, value, path, name)
+    return cls(**values)
+
+
+def _coerce(kind: Any, value: Any, path: Path, name: str) -> Any:
+    if isinstance(kind, types.UnionType):
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool):
+        raise _type_error(path, name, "a whole number", value)
+    if not isinstance(value, kind):
+        expected = {str: "text in quotes", int: "a whole number", float: "a number",
+                    bool: "true or false"}.get(kind, kind.__name__)
+        raise _type_error(path, name, expected, value)
+    return value
+
+
+def _type_error(path: Path, name: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(
+        id=f"{path}: '{name}' harus {expected} (bukan {value!r})",
+        en=f"{path}: '{name}' must be {expected} (not {value!r})",
+        hint_id="Perbaiki nilainya",
+        hint_en="Correct the value",
+    )
+
+
+def _check_values(config: KitConfig, path: Path) -> None:
+    problems: list[tuple[str, str]] = []
+    if config.kit.language not in ("id", "en"):
+        problems.append(("kit.language", '"id" or "en"'))
+    if config.security.pin_max_attempts < 1:
+        problems.append(("security.pin_max_attempts", "at least 1"))
+    if config.security.argon2_opslimit < 1:
+        problems.append(("security.argon2_opslimit", "at least 1"))
+    if not 1 <= config.security.argon2_memlimit_mib <= 4096:
+        problems.append(("security.argon2_memlimit_mib", "between 1 and 4096"))
+    if config.devices.fingerprint.baud not in [9600 * n for n in range(1, 13)]:
+        problems.append(("devices.fingerprint.baud", "9600 x N for N 1..12 (57600 or 115200)"))
+    if config.devices.battery.kind not in ("sysfs", "ina219", "emulated", "none"):
+        problems.append(("devices.battery.kind", '"sysfs", "ina219", "emulated" or "none"'))
+    if config.devices.camera.kind not in ("picamera2", "opencv", "emulated"):
+        problems.append(("devices.camera.kind", '"picamera2", "opencv" or "emulated"'))
+    if problems:
+        key, rule = problems[0]
+        raise ConfigError(
+            id=f"{path}: nilai '{key}' tidak sah",
+            en=f"{path}: value of '{key}' is not valid",
+            hint_id=f"Harus {rule}",
+            hint_en=f"It must be {rule}",
+        )
