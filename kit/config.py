@@ -222,8 +222,9 @@ def _build(cls: type, raw: Any, path: Path, where: str) -> Any:
         name = f"{where}.{key}" if where else key
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
-            suggestion_en = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
-            suggestion_id = f"maksudnya '{close[0]}'?" if close else f"kunci yang dikenal: {', '.join(fields)}"
+            known = ", ".join(fields)
+            suggestion_en = f"did you mean '{close[0]}'?" if close else f"known keys: {known}"
+            suggestion_id = f"maksudnya '{close[0]}'?" if close else f"kunci yang dikenal: {known}"
             raise ConfigError(
                 id=f"{path}: kunci tidak dikenal '{name}'",
                 en=f"{path}: unknown key '{name}'",

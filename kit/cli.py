@@ -1,0 +1,296 @@
+"""``jaranijo``: the one command line for kits, technicians and the office.
+
+Each subcommand is a thin shell over ``kit/``, ``sensors/``, ``sync/`` and
+``office/``. An expected fault prints one line (in the kit's language) and
+exits 2; only a bug prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kit import __version__
+from kit.config import DEFAULT_CONFIG_PATH, KitConfig, config_from_dict, dump_config, load_config
+from kit.errors import ConfigError, JaranIjoError, ValidationError
+
+EXIT_FAULT = 2
+KIT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,31}$")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("JARANIJO_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def read_config(args: argparse.Namespace) -> KitConfig:
+    return load_config(config_path(args))
+
+
+class PinReader:
+    """PINs from the terminal (hidden), or one per line from stdin with --pin-stdin."""
+
+    def __init__(self, from_stdin: bool) -> None:
+        self.from_stdin = from_stdin
+
+    def __call__(self, prompt: str) -> str:
+        if self.from_stdin:
+            line = sys.stdin.readline()
+            if not line:
+                raise ValidationError(id="PIN tidak diberikan di stdin",
+                                      en="No PIN given on stdin", code="pin_missing")
+            return line.strip()
+        return getpass.getpass(prompt)
+
+
+def check_kit_id(kit_id: str) -> None:
+    if not KIT_ID_RE.match(kit_id):
+        raise ValidationError(
+            id=f"ID kit '{kit_id}' tidak sah",
+            en=f"Kit id '{kit_id}' is not valid",
+            hint_id="Gunakan 3-32 huruf kecil, angka atau '-', mis. blitar-kit-01",
+            hint_en="Use 3-32 lower-case letters, digits or '-', e.g. blitar-kit-01",
+            code="kit_id",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kit.demo import run_demo
+
+    return run_demo(headless=args.headless, keep=Path(args.keep) if args.keep else None,
+                    lang=args.lang)
+
+
+def cmd_office_keygen(args: argparse.Namespace) -> int:
+    from kit.vault import OfficeKeys, fingerprint
+
+    directory = Path(args.dir)
+    keys = OfficeKeys.generate()
+    keys.save(directory)
+    print(f"Office keys written to {directory}/")
+    print(f"  seal key  {fingerprint(bytes(keys.seal_public))}  (kits encrypt records to it)")
+    print(f"  sign key  {fingerprint(bytes(keys.sign.verify_key))}  (signs assignments, commands)")
+    print("Give office-seal.pub and office-sign.pub to the technician who provisions kits.")
+    print("Keep office-*.key secret and backed up: without office-seal.key no record opens.")
+    return 0
+
+
+def cmd_office_open(args: argparse.Namespace) -> int:
+    import json
+
+    from kit.vault import KitPublicKeys, OfficeKeys
+    from office.records import open_record
+
+    office = OfficeKeys.load(Path(args.keys))
+    kit_public = KitPublicKeys.load(Path(args.kit_public))
+    header, recording = open_record(Path(args.file).read_bytes(), office,
+                                    lambda _kit_id: kit_public.sign)
+    summary = {"header": header, "outcome": str(recording.outcome),
+               "fingers": len(recording.fingers), "photo": recording.photo is not None}
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from kit.store import Store
+    from kit.vault import Argon2Cost, KitKeys, OfficePublicKeys, PinVault, fingerprint
+
+    check_kit_id(args.kit_id)
+    data_dir = Path(args.data_dir).resolve()
+    target_config = Path(args.config) if args.config else data_dir / "kit.toml"
+    if target_config.exists():
+        raise ConfigError(
+            id=f"{target_config} sudah ada; kit ini sudah disiapkan",
+            en=f"{target_config} already exists; this kit is already provisioned",
+            hint_id="Pindahkan berkas lama bila memang ingin menyiapkan ulang",
+            hint_en="Move the old file away if you really mean to provision again",
+        )
+    office = OfficePublicKeys.load(Path(args.office_public))
+    config = config_from_dict({"kit": {"id": args.kit_id, "data_dir": str(data_dir),
+                                       "language": args.lang}})
+    keys_dir = config.keys_dir
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(keys_dir, 0o700)
+    office.save(keys_dir)
+    kit_keys = KitKeys.generate()
+    kit_keys.save(keys_dir)
+    read_pin = PinReader(args.pin_stdin)
+    pin = read_pin(f"New PIN for officer {args.officer}: ")
+    with Store.open(config.store_path) as store:
+        cost = Argon2Cost(config.security.argon2_opslimit,
+                          config.security.argon2_memlimit_mib * 1024 * 1024)
+        PinVault(store, cost, config.security.pin_max_attempts).initialise(args.officer, pin)
+        store.set_status("kit_id", args.kit_id)
+        store.audit("provisioned", subject=args.kit_id)
+    target_config.parent.mkdir(parents=True, exist_ok=True)
+    target_config.write_text(dump_config(config), encoding="utf-8")
+    print(f"Kit {args.kit_id} provisioned in {data_dir}")
+    print(f"  config       {target_config}")
+    print(f"  kit sign key {fingerprint(bytes(kit_keys.sign_public))}")
+    print(f"  kit box key  {fingerprint(bytes(kit_keys.box.public_key))}")
+    print(f"Copy {keys_dir}/kit-sign.pub and kit-box.pub to the office.")
+    return 0
+
+
+def cmd_officer_add(args: argparse.Namespace) -> int:
+    from kit.store import Store
+    from kit.vault import Argon2Cost, PinVault
+
+    config = read_config(args)
+    read_pin = PinReader(args.pin_stdin)
+    with Store.open(config.store_path, create=False) as store:
+        vault = PinVault(store, Argon2Cost(config.security.argon2_opslimit,
+                                           config.security.argon2_memlimit_mib * 1024 * 1024),
+                         config.security.pin_max_attempts)
+        key = vault.unlock(args.by, read_pin(f"PIN of officer {args.by}: "))
+        vault.add_officer(key, args.officer, read_pin(f"New PIN for officer {args.officer}: "))
+        key.forget()
+    print(f"Officer {args.officer} can now unlock this kit.")
+    return 0
+
+
+def cmd_assignment_import(args: argparse.Namespace) -> int:
+    from kit.domain import Assignment
+    from kit.records import store_assignment
+    from kit.store import Store
+    from kit.vault import Argon2Cost, PinVault
+
+    config = read_config(args)
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(id=f"{path} tidak dapat dibaca ({exc.__class__.__name__})",
+                              en=f"{path} cannot be read ({exc.__class__.__name__})",
+                              code="file") from None
+    assignment = Assignment.from_json(text)
+    with Store.open(config.store_path, create=False) as store:
+        vault = PinVault(store, Argon2Cost(config.security.argon2_opslimit,
+                                           config.security.argon2_memlimit_mib * 1024 * 1024),
+                         config.security.pin_max_attempts)
+        key = vault.unlock(args.officer, PinReader(args.pin_stdin)(f"PIN of {args.officer}: "))
+        store_assignment(store, key, assignment)
+        key.forget()
+    print(f"Assignment {assignment.id}: {len(assignment.targets)} targets stored (encrypted).")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from kit.store import Store
+
+    config = read_config(args)
+    with Store.open(config.store_path, create=False) as store:
+        outbox = store.outbox()
+        print(f"kit            {config.kit.id}")
+        print(f"assignments    {len(store.assignments())}")
+        print(f"drafts         {len(store.drafts())}")
+        print(f"records        {len(store.record_ids())}")
+        print(f"waiting upload {len(outbox)}")
+        print(f"officer slots  {len(store.key_slot_ids())}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaranijo",
+        description="Jaran Ijo: home KTP-el recording kit (SI JARAN IJO, Disdukcapil "
+                    "Kabupaten Blitar) and its office link.",
+    )
+    parser.add_argument("--version", action="version", version=f"jaranijo {__version__}")
+    parser.add_argument("--config", help=f"kit configuration file (default: $JARANIJO_CONFIG "
+                                         f"or {DEFAULT_CONFIG_PATH})")
+    parser.add_argument("--lang", choices=("id", "en"),
+                        default=os.environ.get("JARANIJO_LANG", "id"),
+                        help="language of messages (default: id, or $JARANIJO_LANG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the whole system on emulated devices and narrate it")
+    p.add_argument("--headless", action="store_true", help="no kiosk window, even with a display")
+    p.add_argument("--keep", metavar="DIR", help="keep the demo's files in DIR (default: temp)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("provision", help="create a kit's identity, keys, store and config")
+    p.add_argument("--kit-id", required=True, help="e.g. blitar-kit-01 (also its MQTT user)")
+    p.add_argument("--data-dir", required=True, help="where the kit keeps keys and its store")
+    p.add_argument("--office-public", required=True, metavar="DIR",
+                   help="folder with office-seal.pub and office-sign.pub")
+    p.add_argument("--officer", required=True, help="id of the first officer (gets a PIN slot)")
+    p.add_argument("--pin-stdin", action="store_true", help="read PINs from stdin, one a line")
+    p.set_defaults(func=cmd_provision)
+
+    officer = sub.add_parser("officer", help="officer PIN slots").add_subparsers(
+        dest="officer_command", required=True, metavar="ACTION")
+    p = officer.add_parser("add", help="give an officer a PIN (needs another officer's PIN)")
+    p.add_argument("--officer", required=True, help="the officer to add or re-PIN")
+    p.add_argument("--by", required=True, help="an officer who can already unlock the kit")
+    p.add_argument("--pin-stdin", action="store_true", help="read PINs from stdin, one a line")
+    p.set_defaults(func=cmd_officer_add)
+
+    assignment = sub.add_parser("assignment", help="visit assignments").add_subparsers(
+        dest="assignment_command", required=True, metavar="ACTION")
+    p = assignment.add_parser("import", help="store an assignment JSON file, encrypted")
+    p.add_argument("file")
+    p.add_argument("--officer", required=True, help="officer whose PIN unlocks the kit")
+    p.add_argument("--pin-stdin", action="store_true", help="read the PIN from stdin")
+    p.set_defaults(func=cmd_assignment_import)
+
+    p = sub.add_parser("status", help="what the kit holds (no personal data)")
+    p.set_defaults(func=cmd_status)
+
+    office = sub.add_parser("office", help="office-side tools").add_subparsers(
+        dest="office_command", required=True, metavar="ACTION")
+    p = office.add_parser("keygen", help="create the office's seal and sign key pairs")
+    p.add_argument("--dir", required=True, help="folder for the key files (created)")
+    p.set_defaults(func=cmd_office_keygen)
+    p = office.add_parser("open", help="verify and open one sealed record file")
+    p.add_argument("file")
+    p.add_argument("--keys", required=True, help="folder with the office's secret keys")
+    p.add_argument("--kit-public", required=True, help="folder with the kit's public keys")
+    p.set_defaults(func=cmd_office_open)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except JaranIjoError as exc:
+        print(f"jaranijo: {exc.text(args.lang)}", file=sys.stderr)
+        return EXIT_FAULT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

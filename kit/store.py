@@ -1,0 +1,345 @@
+"""The kit's store: one SQLite file (sqlite-utils), shared by the kiosk and the agent.
+
+Durability first. The database runs in WAL mode with ``synchronous=FULL``,
+so a transaction that has returned is on the SD card and survives a power
+cut; a record is reported "saved" only after its transaction commits. The
+kiosk and the agent open the same file; WAL lets one write while the other
+reads, and ``busy_timeout`` makes the other wait instead of failing.
+
+Personal data never lies in clear: targets, assignments and drafts are
+stored as ciphertext under the vault's data key (:class:`kit.vault.DataKey`),
+sealed records are already encrypted to the office. What stays in clear is
+what the agent needs without an officer's PIN: ids, dates, statuses,
+sizes, hashes, and the audit log, which names events, never people.
+
+A damaged file is reported, never "repaired" by deleting data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+from kit.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+migrations = Migrations("jaranijo.kit")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE key_slots (
+            officer_id TEXT PRIMARY KEY, salt BLOB NOT NULL, opslimit INTEGER NOT NULL,
+            memlimit INTEGER NOT NULL, wrapped BLOB NOT NULL, created_at REAL NOT NULL)""")
+    db.execute("""
+        CREATE TABLE pin_attempts (
+            officer_id TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0,
+            last_failure REAL NOT NULL DEFAULT 0)""")
+    db.execute("""
+        CREATE TABLE assignments (
+            id TEXT PRIMARY KEY, visit_date TEXT NOT NULL, received_at REAL NOT NULL,
+            payload BLOB NOT NULL)""")
+    db.execute("""
+        CREATE TABLE targets (
+            id TEXT PRIMARY KEY, assignment_id TEXT NOT NULL REFERENCES assignments(id),
+            position INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+            updated_at REAL NOT NULL, payload BLOB NOT NULL)""")
+    db.execute("CREATE INDEX targets_by_assignment ON targets(assignment_id, position)")
+    db.execute("""
+        CREATE TABLE drafts (
+            recording_id TEXT PRIMARY KEY, target_id TEXT NOT NULL, step TEXT NOT NULL,
+            updated_at REAL NOT NULL, expires_at REAL NOT NULL, payload BLOB NOT NULL)""")
+    db.execute("""
+        CREATE TABLE records (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, target_id TEXT,
+            sealed_at TEXT NOT NULL, stored_at REAL NOT NULL, size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL, blob BLOB)""")
+    db.execute("""
+        CREATE TABLE outbox (
+            record_id TEXT PRIMARY KEY REFERENCES records(id),
+            state TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0, sent_bytes INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '', acked_at REAL)""")
+    db.execute("""
+        CREATE TABLE kit_status (
+            key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)""")
+    db.execute("""
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, event TEXT NOT NULL,
+            actor TEXT NOT NULL DEFAULT '', subject TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '')""")
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A sealed record as the kit keeps it until the office's receipt."""
+
+    id: str
+    kind: str
+    target_id: str | None
+    sealed_at: str
+    size: int
+    sha256: str
+
+
+class Store:
+    """The kit's SQLite store. Open it with :meth:`open`; close it with :meth:`close`.
+
+    >>> store = Store.open(tmp_path / "kit.db")   # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = Database(conn)
+
+    # -- opening ---------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True, check: bool = True) -> Store:
+        """Open (and with ``create``, make) the store; refuse a damaged file with a clear error."""
+        path = Path(path)
+        if not path.exists() and not create:
+            raise StoreError(
+                id=f"Basis data {path} tidak ada",
+                en=f"Database {path} does not exist",
+                hint_id="Jalankan 'jaranijo provision' lebih dulu",
+                hint_en="Run 'jaranijo provision' first",
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, timeout=10.0, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _damaged(path, exc) from None
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if check:
+                result = conn.execute("PRAGMA quick_check").fetchall()
+                if result != [("ok",)]:
+                    raise sqlite3.DatabaseError(str(result[0][0]) if result else "no answer")
+            store = cls(path, conn)
+            migrations.apply(store.db)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _damaged(path, exc) from None
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One durable transaction: committed (and synced) when the block ends without error."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def integrity_check(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # -- key slots and PIN attempts ---------------------------------------------------
+    def put_key_slot(self, officer_id: str, salt: bytes, opslimit: int, memlimit: int,
+                     wrapped: bytes) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO key_slots VALUES (?, ?, ?, ?, ?, ?)",
+            (officer_id, salt, opslimit, memlimit, wrapped, time.time()),
+        )
+
+    def key_slot(self, officer_id: str) -> tuple[bytes, int, int, bytes] | None:
+        row = self.conn.execute(
+            "SELECT salt, opslimit, memlimit, wrapped FROM key_slots WHERE officer_id = ?",
+            (officer_id,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    def key_slot_ids(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT officer_id FROM key_slots ORDER BY 1")]
+
+    def delete_key_slot(self, officer_id: str) -> None:
+        self.conn.execute("DELETE FROM key_slots WHERE officer_id = ?", (officer_id,))
+
+    def pin_failures(self, officer_id: str) -> tuple[int, float]:
+        row = self.conn.execute(
+            "SELECT failures, last_failure FROM pin_attempts WHERE officer_id = ?", (officer_id,)
+        ).fetchone()
+        return (0, 0.0) if row is None else (int(row[0]), float(row[1]))
+
+    def record_pin_failure(self, officer_id: str, now: float) -> None:
+        self.conn.execute(
+            "INSERT INTO pin_attempts VALUES (?, 1, ?) ON CONFLICT(officer_id) DO UPDATE "
+            "SET failures = failures + 1, last_failure = excluded.last_failure",
+            (officer_id, now),
+        )
+
+    def reset_pin_failures(self, officer_id: str) -> None:
+        self.conn.execute("DELETE FROM pin_attempts WHERE officer_id = ?", (officer_id,))
+
+    # -- assignments and targets (ciphertext) -----------------------------------------
+    def put_assignment(self, assignment_id: str, visit_date: str, payload: bytes,
+                       targets: list[tuple[str, bytes]]) -> None:
+        """Store an assignment and its targets (already encrypted) in one transaction."""
+        now = time.time()
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?)",
+                (assignment_id, visit_date, now, payload),
+            )
+            for position, (target_id, blob) in enumerate(targets):
+                self.conn.execute(
+                    "INSERT INTO targets (id, assignment_id, position, status, updated_at, "
+                    "payload) VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                    "assignment_id = excluded.assignment_id, position = excluded.position, "
+                    "payload = excluded.payload, updated_at = excluded.updated_at",
+                    (target_id, assignment_id, position, now, blob),
+                )
+            self._audit("assignment_stored", subject=assignment_id, detail=f"{len(targets)}")
+
+    def assignments(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.query(
+            "SELECT id, visit_date, received_at FROM assignments ORDER BY visit_date, id")]
+
+    def assignment_payload(self, assignment_id: str) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT payload FROM assignments WHERE id = ?", (assignment_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def targets(self, assignment_id: str) -> list[dict[str, Any]]:
+        """Targets of an assignment in office order: id, status and the encrypted payload."""
+        return [dict(r) for r in self.db.query(
+            "SELECT id, status, updated_at, payload FROM targets WHERE assignment_id = ? "
+            "ORDER BY position", [assignment_id])]
+
+    def set_target_status(self, target_id: str, status: str) -> None:
+        self.conn.execute("UPDATE targets SET status = ?, updated_at = ? WHERE id = ?",
+                          (status, time.time(), target_id))
+
+    # -- drafts (ciphertext) ----------------------------------------------------------
+    def put_draft(self, recording_id: str, target_id: str, step: str, payload: bytes,
+                  expires_at: float) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO drafts VALUES (?, ?, ?, ?, ?, ?)",
+                (recording_id, target_id, step, time.time(), expires_at, payload),
+            )
+            self.conn.execute("UPDATE targets SET status = 'in_progress', updated_at = ? "
+                              "WHERE id = ? AND status = 'pending'", (time.time(), target_id))
+
+    def drafts(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.query(
+            "SELECT recording_id, target_id, step, updated_at, expires_at FROM drafts "
+            "ORDER BY updated_at")]
+
+    def draft_payload(self, recording_id: str) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT payload FROM drafts WHERE recording_id = ?", (recording_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def delete_draft(self, recording_id: str) -> None:
+        self.conn.execute("DELETE FROM drafts WHERE recording_id = ?", (recording_id,))
+
+    # -- sealed records and the outbox ------------------------------------------------
+    def save_sealed(self, record_id: str, kind: str, sealed_at: str, blob: bytes, *,
+                    target_id: str | None = None, target_status: str | None = None,
+                    actor: str = "") -> StoredRecord:
+        """Store a sealed record, queue it for upload, close its draft: one durable commit.
+
+        When this returns, the record is on disk and may be reported as saved.
+        """
+        digest = hashlib.sha256(blob).hexdigest()
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (record_id, kind, target_id, sealed_at, time.time(), len(blob), digest, blob),
+            )
+            self.conn.execute("INSERT INTO outbox (record_id) VALUES (?)", (record_id,))
+            self.conn.execute("DELETE FROM drafts WHERE recording_id = ?", (record_id,))
+            if target_id and target_status:
+                self.conn.execute("UPDATE targets SET status = ?, updated_at = ? WHERE id = ?",
+                                  (target_status, time.time(), target_id))
+            self._audit("record_sealed", actor=actor, subject=record_id,
+                        detail=json.dumps({"kind": kind, "size": len(blob)}))
+        return StoredRecord(record_id, kind, target_id, sealed_at, len(blob), digest)
+
+    def record(self, record_id: str) -> StoredRecord | None:
+        row = self.conn.execute(
+            "SELECT id, kind, target_id, sealed_at, size, sha256 FROM records WHERE id = ?",
+            (record_id,)).fetchone()
+        return None if row is None else StoredRecord(*row)
+
+    def record_blob(self, record_id: str) -> bytes | None:
+        row = self.conn.execute("SELECT blob FROM records WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def record_ids(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM records ORDER BY id")]
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """Records waiting for the office's receipt, oldest first."""
+        return [dict(r) for r in self.db.query(
+            "SELECT o.record_id, o.state, o.attempts, o.next_attempt_at, o.sent_bytes, "
+            "o.last_error, r.size, r.sha256, r.stored_at FROM outbox o JOIN records r "
+            "ON r.id = o.record_id WHERE o.state != 'acked' ORDER BY r.stored_at, r.id")]
+
+    def mark_acked(self, record_id: str) -> None:
+        """The office holds the record durably: drop the payload, keep the receipt."""
+        with self.transaction():
+            self.conn.execute("UPDATE outbox SET state = 'acked', acked_at = ? "
+                              "WHERE record_id = ?", (time.time(), record_id))
+            self.conn.execute("UPDATE records SET blob = NULL WHERE id = ?", (record_id,))
+            self._audit("record_acknowledged", subject=record_id)
+
+    # -- kit status and audit ----------------------------------------------------------
+    def set_status(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO kit_status VALUES (?, ?, ?)",
+                          (key, json.dumps(value), time.time()))
+
+    def status(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM kit_status WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def audit(self, event: str, *, actor: str = "", subject: str = "", detail: str = "") -> None:
+        """Note an event. Never pass personal data: ids and counts only."""
+        self._audit(event, actor=actor, subject=subject, detail=detail)
+
+    def _audit(self, event: str, *, actor: str = "", subject: str = "", detail: str = "") -> None:
+        self.conn.execute("INSERT INTO audit (ts, event, actor, subject, detail) "
+                          "VALUES (?, ?, ?, ?, ?)", (time.time(), event, actor, subject, detail))
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.query(
+            "SELECT ts, event, actor, subject, detail FROM audit ORDER BY id DESC LIMIT ?",
+            [limit])]
+
+
+def _damaged(path: Path, exc: Exception) -> StoreError:
+    return StoreError(
+        id=f"Basis data {path} rusak atau bukan basis data ({exc})",
+        en=f"Database {path} is damaged or not a database ({exc})",
+        hint_id="Jangan hapus berkasnya; hubungi teknisi untuk memulihkan dari cadangan",
+        hint_en="Do not delete the file; ask a technician to restore it from a backup",
+    )
