@@ -136,7 +136,10 @@ def cmd_provision(args: argparse.Namespace) -> int:
     with Store.open(config.store_path) as store:
         cost = Argon2Cost(config.security.argon2_opslimit,
                           config.security.argon2_memlimit_mib * 1024 * 1024)
-        PinVault(store, cost, config.security.pin_max_attempts).initialise(args.officer, pin)
+        vault = PinVault(store, cost, config.security.pin_max_attempts)
+        data_key = vault.initialise(args.officer, pin)
+        vault.put_secret(data_key, "kit-box", bytes(kit_keys.box))
+        data_key.forget()
         store.set_status("kit_id", args.kit_id)
         store.audit("provisioned", subject=args.kit_id)
     target_config.parent.mkdir(parents=True, exist_ok=True)

@@ -322,6 +322,13 @@ class Store:
         row = self.conn.execute("SELECT value FROM kit_status WHERE key = ?", (key,)).fetchone()
         return default if row is None else json.loads(row[0])
 
+    def status_keys(self, prefix: str = "") -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT key FROM kit_status WHERE key LIKE ? ORDER BY key", (prefix + "%",))]
+
+    def delete_status(self, key: str) -> None:
+        self.conn.execute("DELETE FROM kit_status WHERE key = ?", (key,))
+
     def audit(self, event: str, *, actor: str = "", subject: str = "", detail: str = "") -> None:
         """Note an event. Never pass personal data: ids and counts only."""
         self._audit(event, actor=actor, subject=subject, detail=detail)

@@ -246,7 +246,13 @@ class KitPublicKeys:
 
 @dataclass(frozen=True)
 class KitKeys:
-    """A kit's own secret keys: sign its records, open assignments sealed to it."""
+    """A kit's own key pairs: *sign* its records, open assignments sealed to its *box* key.
+
+    Only the signing key lives in a file (the agent needs it without a PIN).
+    The box secret key is kept in the vault under the officers' data key, so
+    assignments waiting on a lost SD card stay as unreadable as the rest of
+    the personal data: see :meth:`PinVault.put_secret`.
+    """
 
     sign: SigningKey
     box: PrivateKey
@@ -264,19 +270,15 @@ class KitKeys:
         return KitPublicKeys(sign=self.sign.verify_key, box=self.box.public_key)
 
     def save(self, directory: Path) -> None:
+        """Write the signing key (0600) and both public keys; the box secret goes to the vault."""
         write_key_file(directory / "kit-sign.key", "kit-sign-secret", bytes(self.sign),
                        secret=True)
-        write_key_file(directory / "kit-box.key", "kit-box-secret", bytes(self.box), secret=True)
         self.public.save(directory)
 
-    @classmethod
-    def load(cls, directory: Path) -> KitKeys:
-        return cls(
-            sign=SigningKey(read_key_file(directory / "kit-sign.key", "kit-sign-secret",
-                                          secret=True)),
-            box=PrivateKey(read_key_file(directory / "kit-box.key", "kit-box-secret",
-                                         secret=True)),
-        )
+
+def load_kit_sign_key(directory: Path) -> SigningKey:
+    """The kit's record-signing key, from ``directory/kit-sign.key``."""
+    return SigningKey(read_key_file(directory / "kit-sign.key", "kit-sign-secret", secret=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,14 +539,34 @@ class PinVault:
         self.store.reset_pin_failures(officer_id)
         self.store.audit("officer_slot_set", actor=officer_id)
 
+    def put_secret(self, key: DataKey, name: str, secret: bytes) -> None:
+        """Keep a small secret (e.g. the kit's box key) encrypted under the data key."""
+        blob = key.encrypt(secret, f"secret:{name}")
+        self.store.set_status(f"secret:{name}", base64.b64encode(blob).decode())
+
+    def get_secret(self, key: DataKey, name: str) -> bytes:
+        value = self.store.status(f"secret:{name}")
+        if not isinstance(value, str):
+            raise VaultError(
+                id=f"Rahasia '{name}' tidak ada di brankas",
+                en=f"Secret '{name}' is not in the vault",
+                hint_id="Kit perlu disiapkan ulang oleh teknisi",
+                hint_en="A technician must provision the kit again",
+                code="secret_missing",
+            )
+        return key.decrypt(base64.b64decode(value), f"secret:{name}")
+
     def remove_officer(self, officer_id: str) -> None:
         self.store.delete_key_slot(officer_id)
         self.store.audit("officer_slot_removed", actor=officer_id)
 
     def crypto_erase(self) -> None:
         """Delete every slot: all personal data on the kit becomes unreadable for good."""
-        for officer_id in self.store.key_slot_ids():
-            self.store.delete_key_slot(officer_id)
+        with self.store.transaction():
+            for officer_id in self.store.key_slot_ids():
+                self.store.delete_key_slot(officer_id)
+            for name in self.store.status_keys("secret:"):
+                self.store.delete_status(name)
         self.store.audit("crypto_erase")
 
     # -- unlocking -------------------------------------------------------------------

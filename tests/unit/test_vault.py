@@ -18,6 +18,7 @@ from kit.vault import (
     OfficePublicKeys,
     PinVault,
     canonical,
+    load_kit_sign_key,
     open_sealed,
     read_key_file,
     seal,
@@ -43,7 +44,7 @@ def test_secret_key_readable_by_others_is_refused(tmp_path: Path) -> None:
     KitKeys.generate().save(tmp_path)
     os.chmod(tmp_path / "kit-sign.key", 0o644)
     with pytest.raises(KeyFileError) as info:
-        KitKeys.load(tmp_path)
+        load_kit_sign_key(tmp_path)
     assert "readable by others" in info.value.text("en")
     assert "chmod 600" in info.value.text("en")
     assert str(tmp_path / "kit-sign.key") in info.value.text("id")
@@ -270,12 +271,24 @@ def test_attempt_is_counted_before_the_pin_is_checked(store: Store, monkeypatch)
     assert store.pin_failures("P-0001")[0] == 1
 
 
+def test_secrets_need_the_data_key(store: Store) -> None:
+    vault = PinVault(store, CHEAP)
+    key = vault.initialise("P-0001", "482913")
+    box = KitKeys.generate().box
+    vault.put_secret(key, "kit-box", bytes(box))
+    assert bytes(box) not in store.path.read_bytes() + Path(f"{store.path}-wal").read_bytes()
+    assert vault.get_secret(vault.unlock("P-0001", "482913"), "kit-box") == bytes(box)
+
+
 def test_crypto_erase_makes_every_pin_useless(store: Store) -> None:
     vault = PinVault(store, CHEAP)
-    vault.initialise("P-0001", "482913")
+    key = vault.initialise("P-0001", "482913")
+    vault.put_secret(key, "kit-box", b"k" * 32)
     vault.crypto_erase()
     with pytest.raises(VaultError):
         vault.unlock("P-0001", "482913")
+    with pytest.raises(VaultError):
+        vault.get_secret(key, "kit-box")
 
 
 @pytest.mark.parametrize("pin", ["12345", "1234567890123", "12a456", "١٢٣٤٥٦", ""])
