@@ -80,12 +80,14 @@ class ModemSection(SerialDevice):
 
 @dataclass
 class BatterySection:
-    # "sysfs" (Linux power_supply), "ina219" (UPS HAT over I2C) or "none".
+    # "sysfs" (Linux power_supply), "ina219" (UPS HAT over I2C), "emulated" (the
+    # real INA219 driver on an emulated HAT) or "none".
     kind: str = "sysfs"
     sysfs_dir: str = "/sys/class/power_supply"
     i2c_bus: int = 1
     i2c_address: int = 0x42
     cells: int = 2
+    shunt_ohms: float = 0.1
 
 
 @dataclass
@@ -95,6 +97,7 @@ class CameraSection:
     device: int = 0
     width: int = 640
     height: int = 480
+    fps: float = 15.0
 
 
 @dataclass
@@ -102,6 +105,7 @@ class GpioSection:
     capture_button: int = 17
     status_led: int = 27
     buzzer: int = 22
+    repeat_guard_s: float = 0.4
 
 
 @dataclass

@@ -1,0 +1,383 @@
+"""An emulated camera: a sensor that streams RGB frames of a scene at a steady rate.
+
+The scenes are built from the one face photograph that ships offline in a
+Python package, ``skimage.data.astronaut()`` (a public-domain NASA portrait),
+so nothing is downloaded at run time. Cropping, scaling, shifting, flipping,
+tilting and relighting it gives several good "poses"; the bad scenes are the
+faults an officer meets at a bedside:
+
+=============  ==============================================================
+scene          what the camera sees
+=============  ==============================================================
+``good``       one face, well lit, sharp, centred (poses 0-5)
+``dark``       the good scene in a dim room (lamp off, curtains closed)
+``bright``     the good scene washed out (flash, bright window behind)
+``blurred``    the good scene out of focus or shaken
+``no-face``    a cup of coffee on a table (``skimage.data.coffee()``)
+``two-faces``  two people side by side (a relative leaning into the frame)
+``off-centre`` one face at the left edge of the frame
+``small``      one face far away against a plain wall
+=============  ==============================================================
+
+Like a real sensor it adds a little noise to every frame, keeps its own
+clock, and when its cable is pulled (``unplug``) the open stream dies: the
+driver must open a new one after ``replug``, as with a USB camera that
+re-enumerates.
+
+>>> cam = CameraEmulator(width=640, height=480, fps=15)
+>>> cam.start()
+>>> stream = cam.open_stream()
+>>> frame = cam.read_frame(stream, after=0, timeout=1.0)
+>>> frame.rgb.shape
+(480, 640, 3)
+>>> cam.stop()
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SCENES = ("good", "dark", "bright", "blurred", "no-face", "two-faces", "off-centre", "small")
+
+# Where the face is in skimage.data.astronaut() (512 x 512): found once with
+# OpenCV's frontal-face Haar cascade, box (177, 66, 95, 95).
+_FACE_CENTRE = (224.5, 113.5)
+_FACE_SIZE = 95.0
+
+# A plain, slightly warm wall behind a patient far from the camera.
+_WALL_RGB = (196, 188, 170)
+
+
+@dataclass(frozen=True)
+class Pose:
+    """How the one face photograph is laid out in a frame of any size.
+
+    ``face_height`` is the face's height as a fraction of the frame height;
+    ``centre`` is where the face centre lands, as fractions of width and height.
+    """
+
+    face_height: float
+    centre: tuple[float, float]
+    flip: bool = False
+    tilt_deg: float = 0.0
+    gain: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    gamma: float = 1.0
+
+
+# Six "people": the same portrait framed, turned and lit differently, the way
+# one patient looks on six different visits.
+POSES: tuple[Pose, ...] = (
+    Pose(0.32, (0.50, 0.42)),
+    Pose(0.32, (0.52, 0.40), flip=True),
+    Pose(0.40, (0.47, 0.45), tilt_deg=4.0),
+    Pose(0.26, (0.54, 0.39), tilt_deg=-4.0, gain=(1.10, 1.0, 0.88)),
+    Pose(0.35, (0.49, 0.43), gamma=1.35),
+    Pose(0.30, (0.50, 0.41), flip=True, gain=(1.12, 1.12, 1.12)),
+)
+
+
+class CameraUnplugged(OSError):
+    """The camera is gone (cable pulled) or the stream opened before a replug is stale."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ENODEV, message)
+
+
+@dataclass(frozen=True)
+class EmulatedFrame:
+    """One frame off the sensor: its sequence number, capture time (monotonic s) and pixels."""
+
+    seq: int
+    timestamp: float
+    rgb: np.ndarray
+
+
+@functools.cache
+def _astronaut() -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[..., :3])
+
+
+@functools.cache
+def _coffee() -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(data.coffee()[..., :3])
+
+
+def _place_face(pose: Pose, width: int, height: int,
+                border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """Warp the portrait so its face lands where ``pose`` says in a ``width`` x ``height`` frame."""
+    src = _astronaut()
+    scale = pose.face_height * height / _FACE_SIZE
+    cx, cy = _FACE_CENTRE
+    if pose.flip:
+        src = src[:, ::-1]
+        cx = src.shape[1] - 1 - cx
+    matrix = cv2.getRotationMatrix2D((cx, cy), pose.tilt_deg, scale)
+    matrix[0, 2] += pose.centre[0] * width - cx
+    matrix[1, 2] += pose.centre[1] * height - cy
+    frame = cv2.warpAffine(np.ascontiguousarray(src), matrix, (width, height),
+                           flags=cv2.INTER_LINEAR, borderMode=border, borderValue=_WALL_RGB)
+    return _relight(frame, pose.gain, pose.gamma)
+
+
+def _relight(rgb: np.ndarray, gain: tuple[float, float, float], gamma: float) -> np.ndarray:
+    if gain == (1.0, 1.0, 1.0) and gamma == 1.0:
+        return rgb
+    values = np.arange(256, dtype=np.float32) / 255.0
+    out = np.empty_like(rgb)
+    for channel in range(3):
+        table = np.clip(255.0 * gain[channel] * values**gamma, 0, 255).astype(np.uint8)
+        out[..., channel] = cv2.LUT(rgb[..., channel], table)
+    return out
+
+
+def _cover(src: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale ``src`` to fill the frame, cropping the overflow (what a lens pointed at it sees)."""
+    scale = max(width / src.shape[1], height / src.shape[0])
+    resized = cv2.resize(src, (round(src.shape[1] * scale), round(src.shape[0] * scale)),
+                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top = (resized.shape[0] - height) // 2
+    left = (resized.shape[1] - width) // 2
+    return np.ascontiguousarray(resized[top : top + height, left : left + width])
+
+
+def render_scene(scene: str, width: int = 640, height: int = 480, pose: int = 0) -> np.ndarray:
+    """The noiseless picture of ``scene`` (see the module table) as RGB uint8 (height, width, 3).
+
+    ``pose`` picks one of :data:`POSES` for the scenes built from the good
+    picture (good, dark, bright, blurred).
+    """
+    if scene not in SCENES:
+        raise ValueError(f"unknown scene '{scene}' (known: {', '.join(SCENES)})")
+    if not 0 <= pose < len(POSES):
+        raise ValueError(f"pose must be 0..{len(POSES) - 1}, not {pose}")
+    if scene == "good":
+        return _place_face(POSES[pose], width, height)
+    if scene == "dark":
+        # A dim room: about an eighth of the light, and the camera's gamma
+        # crushes the shadows further.
+        return _relight(_place_face(POSES[pose], width, height), (0.16, 0.16, 0.16), 1.4)
+    if scene == "bright":
+        # Overexposed: most of the face clips to white.
+        return _relight(_place_face(POSES[pose], width, height), (2.6, 2.6, 2.6), 0.7)
+    if scene == "blurred":
+        sigma = 0.012 * width  # about 8 px at 640 wide: a lens well out of focus
+        return cv2.GaussianBlur(_place_face(POSES[pose], width, height), (0, 0), sigma)
+    if scene == "no-face":
+        return _cover(_coffee(), width, height)
+    if scene == "two-faces":
+        half = width // 2
+        left = _place_face(Pose(0.30, (0.52, 0.42)), half, height)
+        right = _place_face(Pose(0.30, (0.48, 0.44), flip=True, gain=(1.05, 1.0, 0.95)),
+                            width - half, height)
+        return np.ascontiguousarray(np.hstack([left, right]))
+    if scene == "off-centre":
+        return _place_face(Pose(0.32, (0.16, 0.42)), width, height)
+    # "small": far away, so the wall around the portrait shows.
+    return _place_face(Pose(0.12, (0.50, 0.45)), width, height, border=cv2.BORDER_CONSTANT)
+
+
+class CameraEmulator:
+    """A camera sensor streaming ``width`` x ``height`` RGB frames at ``fps``.
+
+    ``start()`` powers it on (a daemon thread keeps the frame clock);
+    a driver opens a stream with :meth:`open_stream` and takes frames with
+    :meth:`read_frame`. ``noise`` is the standard deviation of sensor noise
+    in grey levels (a phone-class sensor in room light shows about 2).
+
+    >>> cam = CameraEmulator(fps=10)
+    >>> cam.control("scene", "dark")
+    'scene dark'
+    """
+
+    CONTROLS: ClassVar[dict[str, str]] = {
+        "scene": "scene NAME [POSE]: what the camera sees; NAME is one of "
+                 + ", ".join(SCENES) + f"; POSE 0-{len(POSES) - 1} for the good picture",
+        "unplug": "pull the camera cable: frames stop and the open stream fails",
+        "replug": "plug the camera back in; the driver must open a new stream",
+        "fps": "fps N: frame rate of the sensor (frames per second, 0.5-60)",
+    }
+
+    def __init__(self, width: int = 640, height: int = 480, fps: float = 15.0, *,
+                 scene: str = "good", pose: int = 0, noise: float = 2.0, seed: int = 0) -> None:
+        if width < 64 or height < 48:
+            raise ValueError("the emulated sensor is at least 64 x 48 pixels")
+        self.width = width
+        self.height = height
+        self.fps = float(fps)
+        self.noise = noise
+        self._rng = np.random.default_rng(seed)
+        self._scene = scene
+        self._pose = pose
+        render_scene(scene, 64, 48, pose)  # reject a bad scene name now, not in the thread
+        self._cache: dict[tuple[str, int], list[np.ndarray]] = {}
+        self._cond = threading.Condition()
+        self._latest: EmulatedFrame | None = None
+        self._seq = 0
+        self._plugged = True
+        self._generation = 0  # bumped on every unplug: streams from before are dead
+        self._running = False
+        self._wake = threading.Event()  # cuts the frame-interval sleep short on stop()
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Power the sensor on: frames start arriving at ``fps``."""
+        with self._cond:
+            if self._running:
+                return
+            self._running = True
+        self._wake.clear()
+        self._frames(self._scene, self._pose)  # first frame is not late by the render time
+        self._thread = threading.Thread(target=self._run, name="camera-emulator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Power the sensor off; readers waiting for a frame are woken and fail."""
+        with self._cond:
+            self._running = False
+            self._generation += 1
+            self._cond.notify_all()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+    @property
+    def plugged(self) -> bool:
+        return self._plugged
+
+    @property
+    def scene(self) -> str:
+        return self._scene
+
+    @property
+    def pose(self) -> int:
+        return self._pose
+
+    # -- controls ---------------------------------------------------------------------------
+    def control(self, name: str, *args: str) -> str:
+        """Apply a control from :attr:`CONTROLS`; ValueError for an unknown one or bad args."""
+        if name == "scene":
+            if not 1 <= len(args) <= 2:
+                raise ValueError("usage: scene NAME [POSE]")
+            scene = args[0]
+            try:
+                pose = int(args[1]) if len(args) == 2 else 0
+            except ValueError:
+                raise ValueError(f"POSE must be a whole number, not {args[1]!r}") from None
+            render_scene(scene, 64, 48, pose)  # raises ValueError with the known names
+            self._frames(scene, pose)
+            with self._cond:
+                self._scene, self._pose = scene, pose
+            return f"scene {scene}" + (f" pose {pose}" if len(args) == 2 else "")
+        if name == "unplug":
+            self._expect_no_args(name, args)
+            with self._cond:
+                self._plugged = False
+                self._generation += 1
+                self._cond.notify_all()
+            return "camera unplugged"
+        if name == "replug":
+            self._expect_no_args(name, args)
+            with self._cond:
+                self._plugged = True
+            return "camera plugged in"
+        if name == "fps":
+            if len(args) != 1:
+                raise ValueError("usage: fps N")
+            try:
+                fps = float(args[0])
+            except ValueError:
+                raise ValueError(f"N must be a number, not {args[0]!r}") from None
+            if not 0.5 <= fps <= 60:
+                raise ValueError("N must be between 0.5 and 60")
+            self.fps = fps
+            return f"fps {fps:g}"
+        raise ValueError(f"unknown control '{name}' (known: {', '.join(self.CONTROLS)})")
+
+    @staticmethod
+    def _expect_no_args(name: str, args: tuple[str, ...]) -> None:
+        if args:
+            raise ValueError(f"'{name}' takes no arguments")
+
+    # -- the driver's side ------------------------------------------------------------------
+    def open_stream(self) -> int:
+        """Open the video stream; CameraUnplugged if there is no camera. Returns a stream id."""
+        with self._cond:
+            if not self._plugged or not self._running:
+                raise CameraUnplugged("no camera on the bus")
+            return self._generation
+
+    def read_frame(self, stream: int, after: int, timeout: float) -> EmulatedFrame:
+        """The first frame newer than sequence number ``after``.
+
+        Raises :class:`CameraUnplugged` if the stream died (unplug, power off)
+        and :class:`TimeoutError` if no frame came within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if stream != self._generation or not self._plugged or not self._running:
+                    raise CameraUnplugged("camera stream lost")
+                latest = self._latest
+                if latest is not None and latest.seq > after:
+                    return latest
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no frame within {timeout:.1f} s")
+                self._cond.wait(left)
+
+    # -- the sensor ---------------------------------------------------------------------------
+    def _frames(self, scene: str, pose: int) -> list[np.ndarray]:
+        """A few noisy copies of the scene, made once: the noise differs frame to frame
+        without paying for fresh random numbers 15 times a second."""
+        key = (scene, pose)
+        frames = self._cache.get(key)
+        if frames is None:
+            base = render_scene(scene, self.width, self.height, pose).astype(np.int16)
+            frames = []
+            for _ in range(4):
+                noise = self._rng.normal(0.0, self.noise, base.shape).astype(np.int16)
+                frame = np.clip(base + noise, 0, 255).astype(np.uint8)
+                frame.flags.writeable = False
+                frames.append(frame)
+            self._cache[key] = frames
+        return frames
+
+    def _run(self) -> None:
+        due = time.monotonic()
+        while True:
+            with self._cond:
+                if not self._running:
+                    return
+                if self._plugged:
+                    # Under the lock, so once control("scene") returns every
+                    # later frame shows the new scene (control() pre-renders it,
+                    # so this is a cache lookup).
+                    frames = self._frames(self._scene, self._pose)
+                    self._seq += 1
+                    self._latest = EmulatedFrame(self._seq, time.monotonic(),
+                                                 frames[self._seq % len(frames)])
+                    self._cond.notify_all()
+            # An absolute schedule keeps the average rate exact; after a stall
+            # (a busy CPU) skip the missed frames instead of bursting them.
+            due += 1.0 / self.fps
+            now = time.monotonic()
+            if due < now:
+                due = now
+            self._wake.wait(max(0.0, due - now))
