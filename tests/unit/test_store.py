@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kit.errors import StoreError
-from kit.store import Store
+from kit.store import Store, migrations
 
 
 def test_store_runs_wal_and_full_sync(tmp_path: Path) -> None:
@@ -21,8 +21,9 @@ def test_store_runs_wal_and_full_sync(tmp_path: Path) -> None:
 def test_migrations_apply_once(tmp_path: Path) -> None:
     Store.open(tmp_path / "kit.db").close()
     with Store.open(tmp_path / "kit.db") as store:
-        rows = store.conn.execute("SELECT name FROM _sqlite_migrations").fetchall()
-    assert rows == [("m001_initial",)]
+        rows = [r[0] for r in store.conn.execute("SELECT name FROM _sqlite_migrations")]
+    assert rows[0] == "m001_initial"
+    assert rows == [m.name for m in migrations._migrations]  # each once, in order
 
 
 def test_sealed_record_outbox_and_receipt(tmp_path: Path) -> None:
