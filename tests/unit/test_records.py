@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kit.domain import (
+    SAMPLE_ASSIGNMENT_PATH,
     Assignment,
     FingerCapture,
     FingerPosition,
@@ -20,7 +21,6 @@ from kit.domain import (
     uuid7,
 )
 from kit.records import load_assignment, seal_recording, store_assignment
-from kit.samples import sample_assignment_path
 from kit.store import Store
 from kit.vault import Argon2Cost, KitKeys, OfficeKeys, PinVault
 from office.records import open_record
@@ -30,7 +30,7 @@ CHEAP = Argon2Cost(opslimit=1, memlimit=8 * 1024 * 1024)
 
 @pytest.fixture
 def sample() -> Assignment:
-    return Assignment.from_json(sample_assignment_path().read_text(encoding="utf-8"))
+    return Assignment.from_json(SAMPLE_ASSIGNMENT_PATH.read_text(encoding="utf-8"))
 
 
 def full_recording(assignment: Assignment, kit_id: str = "blitar-kit-01") -> Recording:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kit.domain import (
+    SAMPLE_ASSIGNMENT_PATH,
     Assignment,
     FingerException,
     FingerPosition,
@@ -17,7 +18,6 @@ from kit.domain import (
 )
 from kit.errors import ValidationError
 from kit.records import store_assignment
-from kit.samples import sample_assignment_path
 from kit.store import Store
 from kit.vault import Argon2Cost, KitKeys, OfficeKeys, PinVault
 from kit.workflow import (
@@ -51,7 +51,7 @@ def world(tmp_path: Path):
     store = Store.open(tmp_path / "kit.db")
     vault = PinVault(store, CHEAP)
     key = vault.initialise("P-0001", "482913")
-    assignment = Assignment.from_json(sample_assignment_path().read_text(encoding="utf-8"))
+    assignment = Assignment.from_json(SAMPLE_ASSIGNMENT_PATH.read_text(encoding="utf-8"))
     store_assignment(store, key, assignment)
     office, kit = OfficeKeys.generate(), KitKeys.generate()
     clock = Clock()
