@@ -11,17 +11,15 @@ import argparse
 import getpass
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kit import __version__
-from kit.config import DEFAULT_CONFIG_PATH, KitConfig, config_from_dict, dump_config, load_config
-from kit.errors import ConfigError, JaranIjoError, ValidationError
+from kit.config import DEFAULT_CONFIG_PATH, KitConfig, load_config
+from kit.errors import JaranIjoError, ValidationError
 
 EXIT_FAULT = 2
-KIT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,31}$")
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -53,17 +51,6 @@ class PinReader:
                                       en="No PIN given on stdin", code="pin_missing")
             return line.strip()
         return getpass.getpass(prompt)
-
-
-def check_kit_id(kit_id: str) -> None:
-    if not KIT_ID_RE.match(kit_id):
-        raise ValidationError(
-            id=f"ID kit '{kit_id}' tidak sah",
-            en=f"Kit id '{kit_id}' is not valid",
-            hint_id="Gunakan 3-32 huruf kecil, angka atau '-', mis. blitar-kit-01",
-            hint_en="Use 3-32 lower-case letters, digits or '-', e.g. blitar-kit-01",
-            code="kit_id",
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,59 +96,26 @@ def cmd_office_open(args: argparse.Namespace) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    from kit.store import Store
-    from kit.vault import Argon2Cost, KitKeys, OfficePublicKeys, PinVault, fingerprint
+    from kit.provision import check_kit_id, provision_kit
 
     check_kit_id(args.kit_id)
-    data_dir = Path(args.data_dir).resolve()
-    target_config = Path(args.config) if args.config else data_dir / "kit.toml"
-    if target_config.exists():
-        raise ConfigError(
-            id=f"{target_config} sudah ada; kit ini sudah disiapkan",
-            en=f"{target_config} already exists; this kit is already provisioned",
-            hint_id="Pindahkan berkas lama bila memang ingin menyiapkan ulang",
-            hint_en="Move the old file away if you really mean to provision again",
-        )
-    office = OfficePublicKeys.load(Path(args.office_public))
-    config = config_from_dict({"kit": {"id": args.kit_id, "data_dir": str(data_dir),
-                                       "language": args.lang}})
-    keys_dir = config.keys_dir
-    keys_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(keys_dir, 0o700)
-    office.save(keys_dir)
-    kit_keys = KitKeys.generate()
-    kit_keys.save(keys_dir)
-    read_pin = PinReader(args.pin_stdin)
-    pin = read_pin(f"New PIN for officer {args.officer}: ")
-    with Store.open(config.store_path) as store:
-        cost = Argon2Cost(config.security.argon2_opslimit,
-                          config.security.argon2_memlimit_mib * 1024 * 1024)
-        vault = PinVault(store, cost, config.security.pin_max_attempts)
-        data_key = vault.initialise(args.officer, pin)
-        vault.put_secret(data_key, "kit-box", bytes(kit_keys.box))
-        data_key.forget()
-        store.set_status("kit_id", args.kit_id)
-        store.audit("provisioned", subject=args.kit_id)
-    target_config.parent.mkdir(parents=True, exist_ok=True)
-    target_config.write_text(dump_config(config), encoding="utf-8")
-    print(f"Kit {args.kit_id} provisioned in {data_dir}")
-    print(f"  config       {target_config}")
-    print(f"  kit sign key {fingerprint(bytes(kit_keys.sign_public))}")
-    print(f"  kit box key  {fingerprint(bytes(kit_keys.box.public_key))}")
-    print(f"Copy {keys_dir}/kit-sign.pub and kit-box.pub to the office.")
+    pin = PinReader(args.pin_stdin)(f"New PIN for officer {args.officer}: ")
+    done = provision_kit(kit_id=args.kit_id, data_dir=Path(args.data_dir),
+                         office_public=Path(args.office_public), officer=args.officer, pin=pin,
+                         config_path=Path(args.config) if args.config else None,
+                         settings={"kit": {"language": args.lang}})
+    print("\n".join(done.summary()))
     return 0
 
 
 def cmd_officer_add(args: argparse.Namespace) -> int:
+    from kit.provision import open_vault
     from kit.store import Store
-    from kit.vault import Argon2Cost, PinVault
 
     config = read_config(args)
     read_pin = PinReader(args.pin_stdin)
     with Store.open(config.store_path, create=False) as store:
-        vault = PinVault(store, Argon2Cost(config.security.argon2_opslimit,
-                                           config.security.argon2_memlimit_mib * 1024 * 1024),
-                         config.security.pin_max_attempts)
+        vault = open_vault(config, store)
         key = vault.unlock(args.by, read_pin(f"PIN of officer {args.by}: "))
         vault.add_officer(key, args.officer, read_pin(f"New PIN for officer {args.officer}: "))
         key.forget()
@@ -171,9 +125,9 @@ def cmd_officer_add(args: argparse.Namespace) -> int:
 
 def cmd_assignment_import(args: argparse.Namespace) -> int:
     from kit.domain import Assignment
+    from kit.provision import open_vault
     from kit.records import store_assignment
     from kit.store import Store
-    from kit.vault import Argon2Cost, PinVault
 
     config = read_config(args)
     path = Path(args.file)
@@ -185,10 +139,8 @@ def cmd_assignment_import(args: argparse.Namespace) -> int:
                               code="file") from None
     assignment = Assignment.from_json(text)
     with Store.open(config.store_path, create=False) as store:
-        vault = PinVault(store, Argon2Cost(config.security.argon2_opslimit,
-                                           config.security.argon2_memlimit_mib * 1024 * 1024),
-                         config.security.pin_max_attempts)
-        key = vault.unlock(args.officer, PinReader(args.pin_stdin)(f"PIN of {args.officer}: "))
+        pin = PinReader(args.pin_stdin)(f"PIN of {args.officer}: ")
+        key = open_vault(config, store).unlock(args.officer, pin)
         store_assignment(store, key, assignment)
         key.forget()
     print(f"Assignment {assignment.id}: {len(assignment.targets)} targets stored (encrypted).")

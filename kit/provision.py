@@ -1,0 +1,104 @@
+"""Provisioning: give a kit its identity, keys, store, first officer and configuration.
+
+``jaranijo provision`` is a thin shell over :func:`provision_kit`; the demo
+and the tests call it directly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kit.config import KitConfig, config_from_dict, dump_config
+from kit.errors import ConfigError, ValidationError
+from kit.store import Store
+from kit.vault import (
+    Argon2Cost,
+    KitKeys,
+    OfficePublicKeys,
+    PinVault,
+    fingerprint,
+)
+
+KIT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,31}$")
+
+
+def check_kit_id(kit_id: str) -> None:
+    if not KIT_ID_RE.match(kit_id):
+        raise ValidationError(
+            id=f"ID kit '{kit_id}' tidak sah",
+            en=f"Kit id '{kit_id}' is not valid",
+            hint_id="Gunakan 3-32 huruf kecil, angka atau '-', mis. blitar-kit-01",
+            hint_en="Use 3-32 lower-case letters, digits or '-', e.g. blitar-kit-01",
+            code="kit_id",
+        )
+
+
+def argon2_cost(config: KitConfig) -> Argon2Cost:
+    return Argon2Cost(config.security.argon2_opslimit,
+                      config.security.argon2_memlimit_mib * 1024 * 1024)
+
+
+def open_vault(config: KitConfig, store: Store) -> PinVault:
+    return PinVault(store, argon2_cost(config), config.security.pin_max_attempts)
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    config: KitConfig
+    config_path: Path
+    kit_keys: KitKeys
+
+    def summary(self) -> list[str]:
+        keys = self.config.keys_dir
+        return [
+            f"Kit {self.config.kit.id} provisioned in {self.config.data_dir}",
+            f"  config       {self.config_path}",
+            f"  kit sign key {fingerprint(bytes(self.kit_keys.sign_public))}",
+            f"  kit box key  {fingerprint(bytes(self.kit_keys.box.public_key))}",
+            f"Copy {keys}/kit-sign.pub and {keys}/kit-box.pub to the office.",
+        ]
+
+
+def provision_kit(*, kit_id: str, data_dir: Path, office_public: Path, officer: str,
+                  pin: str, config_path: Path | None = None,
+                  settings: dict[str, Any] | None = None) -> Provisioned:
+    """Create everything a new kit needs; refuses to touch a kit already provisioned.
+
+    ``settings`` is extra configuration (same shape as the TOML file) merged
+    over the defaults, e.g. device ports on a bench.
+    """
+    check_kit_id(kit_id)
+    data_dir = data_dir.resolve()
+    config_path = config_path or data_dir / "kit.toml"
+    if config_path.exists():
+        raise ConfigError(
+            id=f"{config_path} sudah ada; kit ini sudah disiapkan",
+            en=f"{config_path} already exists; this kit is already provisioned",
+            hint_id="Pindahkan berkas lama bila memang ingin menyiapkan ulang",
+            hint_en="Move the old file away if you really mean to provision again",
+        )
+    office = OfficePublicKeys.load(office_public)
+    raw: dict[str, Any] = {k: dict(v) for k, v in (settings or {}).items()}
+    raw.setdefault("kit", {}).update({"id": kit_id, "data_dir": str(data_dir)})
+    config = config_from_dict(raw)
+    keys_dir = config.keys_dir
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(keys_dir, 0o700)
+    office.save(keys_dir)
+    kit_keys = KitKeys.generate()
+    kit_keys.save(keys_dir)
+    with Store.open(config.store_path) as store:
+        vault = open_vault(config, store)
+        data_key = vault.initialise(officer, pin)
+        vault.put_secret(data_key, "kit-box", bytes(kit_keys.box))
+        data_key.forget()
+        store.set_status("kit_id", kit_id)
+        store.audit("provisioned", subject=kit_id)
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(dump_config(config), encoding="utf-8")
+    config.source = str(config_path)
+    return Provisioned(config, config_path, kit_keys)
