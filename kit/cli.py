@@ -65,6 +65,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     lang=args.lang)
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from kit.headless import HeadlessDriver, fifo_writer, load_script
+    from sensors.devices import KitDevices
+
+    config = read_config(args)
+    script = load_script(Path(args.script))
+    control = args.emulator_control or script.emulator_control
+    devices = KitDevices.open(config)
+    try:
+        driver = HeadlessDriver(config, devices, print, lang=args.lang,
+                                emulator_control=fifo_writer(Path(control)) if control else None)
+        sealed = driver.run(script)
+    finally:
+        devices.close()
+    print(f"{len(sealed)} record(s) sealed and queued for upload")
+    return 0
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from sensors.emulated.rig import EmulatedRig
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmulatedRig(Path(args.dir), fingerprint_baud=args.fingerprint_baud) as rig:
+        for name, path in rig.paths.items():
+            print(f"{name:<12} {path}")
+        print(f"{'control':<12} {rig.control_path}  (echo 'fingerprint unplug' > it)")
+        print("Running; Ctrl-C stops.", flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def cmd_office_keygen(args: argparse.Namespace) -> int:
     from kit.vault import OfficeKeys, fingerprint
 
@@ -187,6 +226,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", metavar="DIR", help="keep the demo's files in DIR (default: temp)")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("record", help="run a visit from a script file on the configured devices")
+    p.add_argument("--script", required=True, help="visit script (TOML); see kit/headless.py")
+    p.add_argument("--emulator-control", metavar="FIFO",
+                   help="an emulated rig's control FIFO, to tell the emulated sensor who is there")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser(
+        "emulate", help="run every emulated device on pseudo-terminals until interrupted",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Start the emulated fingerprint sensor, GNSS receiver, LTE modem and a\n"
+                    "battery (power_supply tree) in DIR. Point the kit configuration at\n"
+                    "DIR/fingerprint, DIR/gps, DIR/modem and DIR/power_supply.",
+        epilog=_emulate_epilog())
+    p.add_argument("--dir", required=True, help="folder for the device links (created)")
+    p.add_argument("--fingerprint-baud", type=int, default=57600,
+                   help="the emulated sensor's line rate (57600 or 115200)")
+    p.set_defaults(func=cmd_emulate)
+
     p = sub.add_parser("provision", help="create a kit's identity, keys, store and config")
     p.add_argument("--kit-id", required=True, help="e.g. blitar-kit-01 (also its MQTT user)")
     p.add_argument("--data-dir", required=True, help="where the kit keeps keys and its store")
@@ -227,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_office_open)
 
     return parser
+
+
+def _emulate_epilog() -> str:
+    try:
+        from sensors.emulated.rig import controls_help
+    except ImportError:  # a broken install still gets the rest of --help
+        return ""
+    return ("Fault controls: write a line 'DEVICE CONTROL [ARGS]' to DIR/control, e.g.\n"
+            "  echo 'fingerprint unplug' > DIR/control\n\n" + controls_help())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,7 @@ goes in encrypted under the officers' data key; a finished recording goes
 in sealed to the office and signed by the kit, in one durable commit.
 
 >>> store_assignment(store, data_key, assignment)                       # doctest: +SKIP
->>> stored = seal_recording(store, kit_keys, office_public, recording)  # doctest: +SKIP
+>>> stored = seal_recording(store, kit_sign_key, office_public, recording)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import cbor2
+from nacl.signing import SigningKey
 
 from kit.domain import Assignment, Outcome, Recording, Target, TargetStatus
 from kit.errors import ValidationError
 from kit.store import Store, StoredRecord
-from kit.vault import DataKey, KitKeys, OfficePublicKeys, canonical, read_header, seal
+from kit.vault import DataKey, OfficePublicKeys, canonical, read_header, seal
 
 RECORD_KIND = "recording"
 
@@ -73,7 +74,7 @@ def load_target(store: Store, key: DataKey, assignment_id: str, target_id: str) 
 
 
 def seal_recording(
-    store: Store, kit_keys: KitKeys, office: OfficePublicKeys, recording: Recording,
+    store: Store, signer: SigningKey, office: OfficePublicKeys, recording: Recording,
     *, actor: str = "",
 ) -> StoredRecord:
     """Check, seal, sign and durably store a finished recording, and queue it for upload.
@@ -86,7 +87,7 @@ def seal_recording(
         kind=RECORD_KIND,
         ids={"record_id": recording.id, "kit_id": recording.kit_id},
         recipient=office.seal,
-        signer=kit_keys.sign,
+        signer=signer,
     )
     status = STATUS_FOR_OUTCOME.get(recording.outcome, TargetStatus.NOT_RECORDED)
     return store.save_sealed(

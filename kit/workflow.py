@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+from nacl.signing import SigningKey
 
 from kit import __version__
 from kit.domain import (
@@ -50,7 +51,7 @@ from kit.domain import (
 from kit.errors import JaranIjoError, ValidationError
 from kit.records import seal_recording
 from kit.store import Store, StoredRecord
-from kit.vault import DataKey, KitKeys, OfficePublicKeys, canonical
+from kit.vault import DataKey, OfficePublicKeys, canonical
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class KitContext:
 
     store: Store
     data_key: DataKey
-    kit_keys: KitKeys
+    signer: SigningKey
     office: OfficePublicKeys
     kit_id: str
     officers: list[str]
@@ -415,7 +416,7 @@ class RecordingFlow:
             finished_at=datetime.fromtimestamp(self.ctx.clock(), UTC),
             gnss=self.ctx.gnss_fix(), devices=self.ctx.devices(),
             software_version=__version__)
-        stored = seal_recording(self.ctx.store, self.ctx.kit_keys, self.ctx.office,
+        stored = seal_recording(self.ctx.store, self.ctx.signer, self.ctx.office,
                                 self.recording, actor=",".join(self.ctx.officers))
         self.step = Step.SEALED
         # Drop the plaintext biometrics: only the sealed copy remains.

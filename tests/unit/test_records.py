@@ -65,7 +65,7 @@ def test_no_name_or_nik_in_clear_in_the_database_or_wal(tmp_path: Path,
     store = Store.open(db)
     key = PinVault(store, CHEAP).initialise("P-0001", "482913")
     store_assignment(store, key, sample)
-    seal_recording(store, kit, office.public, full_recording(sample))
+    seal_recording(store, kit.sign, office.public, full_recording(sample))
     # Read the files while the connection is open, so the WAL still holds the writes.
     wal = Path(f"{db}-wal")
     assert wal.exists() and wal.stat().st_size > 0
@@ -97,7 +97,7 @@ def test_sealed_recording_opens_at_the_office_exactly(tmp_path: Path,
     with Store.open(tmp_path / "kit.db") as store:
         key = PinVault(store, CHEAP).initialise("P-0001", "482913")
         store_assignment(store, key, sample)
-        stored = seal_recording(store, kit, office.public, recording)
+        stored = seal_recording(store, kit.sign, office.public, recording)
         blob = store.record_blob(stored.id)
         assert blob is not None
         statuses = {t["id"]: t["status"] for t in store.targets(sample.id)}
@@ -122,7 +122,7 @@ def test_refusal_is_sealed_like_a_record(tmp_path: Path, sample: Assignment) -> 
     with Store.open(tmp_path / "kit.db") as store:
         key = PinVault(store, CHEAP).initialise("P-0001", "482913")
         store_assignment(store, key, sample)
-        stored = seal_recording(store, kit, office.public, refusal)
+        stored = seal_recording(store, kit.sign, office.public, refusal)
         statuses = {t["id"]: t["status"] for t in store.targets(sample.id)}
         assert statuses[target.id] == str(TargetStatus.NOT_RECORDED)
         blob = store.record_blob(stored.id)

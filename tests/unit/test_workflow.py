@@ -55,7 +55,7 @@ def world(tmp_path: Path):
     store_assignment(store, key, assignment)
     office, kit = OfficeKeys.generate(), KitKeys.generate()
     clock = Clock()
-    ctx = KitContext(store=store, data_key=key, kit_keys=kit, office=office.public,
+    ctx = KitContext(store=store, data_key=key, signer=kit.sign, office=office.public,
                      kit_id="blitar-kit-01", officers=["P-0001"],
                      settings=WorkflowSettings(finger_attempts=3, finger_threshold=40),
                      devices=lambda: {"fingerprint": "ZFM emulated"}, clock=clock)
