@@ -129,8 +129,9 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: object, lang: st
             tell.say(f"{name:<12} {'ready' if problem is None else 'MISSING: ' + problem}")
         fix = devices.gnss.fix(timeout=5.0) if devices.gnss is not None else None
         if fix is not None:
-            tell.say(f"GNSS fix {fix.lat:.5f}, {fix.lon:.5f} +/- {fix.accuracy_m:.0f} m, "
-                     f"{fix.satellites} satellites")
+            accuracy = f"+/- {fix.accuracy_m:.0f} m" if fix.accuracy_m is not None else ""
+            tell.say(f"GNSS fix {fix.lat:.5f}, {fix.lon:.5f} {accuracy}, "
+                     f"{fix.satellites or '?'} satellites")
         if devices.battery is not None:
             status = devices.battery.read()
             tell.say(f"battery {status.percent:.0f}%, {status.status}")

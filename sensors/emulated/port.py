@@ -69,8 +69,17 @@ class EmulatedPort:
         return self._master >= 0
 
     def unplug(self) -> None:
-        """Pull the cable: the application's next read or write fails, the link dangles."""
+        """Pull the cable: the application's next read or write fails and the link goes.
+
+        The link is removed, as ``/dev/ttyUSB0`` disappears with its cable, so a
+        driver reopening too early gets "no such file" rather than a freed
+        ``/dev/pts/N`` that the kernel may hand to someone else.
+        """
         with self._lock:
+            if self.link is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    if self.link.is_symlink():
+                        self.link.unlink()
             for fd in (self._master, self._slave):
                 if fd >= 0:
                     with contextlib.suppress(OSError):
@@ -85,10 +94,6 @@ class EmulatedPort:
 
     def close(self) -> None:
         self.unplug()
-        if self.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                if self.link.is_symlink():
-                    self.link.unlink()
 
     # -- bytes --------------------------------------------------------------------
     def read(self, size: int = 4096, timeout: float | None = None) -> bytes:
