@@ -225,6 +225,12 @@ class HeadlessDriver:
             flow = RecordingFlow.resume(ctx, draft["recording_id"])
             self.say(f"{label}: resumed at step {flow.step}")
         else:
+            if any(d["target_id"] == target.id for d in ctx.store.drafts()):
+                raise ValidationError(
+                    id="Ada draf rekaman untuk warga ini: lanjutkan (resume) atau buang dulu",
+                    en="A draft recording exists for this resident: resume it or discard it",
+                    hint_id="Tambahkan resume = true pada kunjungan ini",
+                    hint_en="Add resume = true to this visit", code="draft_exists")
             flow = RecordingFlow.start(ctx, target)
             self.say(f"{label}: recording {flow.recording.id} started")
         if visit.outcome not in ("record",):
@@ -241,6 +247,7 @@ class HeadlessDriver:
                                                    bool(visit.witness.get("consent", False))),
         }
         while flow.step != Step.REVIEW:
+            self.say(f"{label}: at step {flow.step}")
             if visit.pause_at and flow.step == Step(visit.pause_at):
                 flow.pause()
                 self.say(f"{label}: paused at {flow.step} (draft kept, encrypted)")

@@ -106,11 +106,15 @@ class KitDevices:
     def missing(self, lang: str = "id") -> dict[str, str]:
         return {name: exc.text(lang) for name, exc in self.problems.items()}
 
-    def gnss_fix(self) -> GnssFix | None:
-        """The latest fix as the domain keeps it in a record, or None without one."""
+    def gnss_fix(self, timeout: float = 2.0) -> GnssFix | None:
+        """The latest fix as the domain keeps it in a record, or None without one.
+
+        Waits up to ``timeout`` for a first fix (a receiver opened a moment ago
+        needs one NMEA cycle); a fix older than 30 s is not the bedside's.
+        """
         if self.gnss is None:
             return None
-        fix = self.gnss.fix(timeout=0.0, max_age_s=30.0)
+        fix = self.gnss.fix(timeout=timeout, max_age_s=30.0)
         if fix is None or fix.hdop is None or fix.accuracy_m is None:
             return None
         return GnssFix(lat=fix.lat, lon=fix.lon, accuracy_m=float(fix.accuracy_m),
