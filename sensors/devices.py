@@ -75,14 +75,10 @@ class KitDevices:
         return camera
 
     def _open_fingerprint(self) -> Any:
-        from sensors.fingerprint import ZfmFingerprintSensor
+        from sensors.fingerprint import fingerprint_sensor
 
-        section = self.config.devices.fingerprint
-        if not section.enabled:
-            raise _disabled("fingerprint")
-        sensor = ZfmFingerprintSensor(section.port, section.baud, address=section.address,
-                                      password=section.password,
-                                      finger_timeout=section.finger_timeout_s)
+        sensor = fingerprint_sensor(self.config.devices.fingerprint,
+                                    runtime_dir=self.config.data_dir / "emulated-fingerprint")
         sensor.open()
         return sensor
 

@@ -110,9 +110,17 @@ class EmulatedPort:
             raise PortUnplugged(str(exc)) from exc
 
     def write(self, data: bytes) -> None:
-        """Send ``data`` to the application, paced at the line rate."""
+        """Send ``data`` to the application, paced at the line rate.
+
+        The whole write goes to the pty that was plugged in when it began: if
+        the cable is pulled (and even plugged back) meanwhile, the rest is lost
+        with PortUnplugged, as bytes in flight are on a real cable.
+        """
+        fd = self._master
+        if fd < 0:
+            raise PortUnplugged("port is unplugged")
         if self.baud <= 0:
-            self._write_all(data)
+            self._write_all(fd, data)
             return
         # Pace in slices of ~5 ms so the average rate is right without one
         # sleep per byte; the deadline is absolute so errors do not accumulate.
@@ -121,18 +129,17 @@ class EmulatedPort:
         start = time.monotonic()
         for offset in range(0, len(data), chunk):
             piece = data[offset : offset + chunk]
-            self._write_all(piece)
+            self._write_all(fd, piece)
             due = start + (offset + len(piece)) * per_byte
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
 
-    def _write_all(self, data: bytes) -> None:
+    def _write_all(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            fd = self._master
-            if fd < 0:
-                raise PortUnplugged("port is unplugged")
+            if self._master != fd:
+                raise PortUnplugged("port was unplugged during the write")
             try:
                 _, ready, _ = select.select([], [fd], [], 1.0)
                 if not ready:
