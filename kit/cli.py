@@ -283,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kit-public", required=True, help="folder with the kit's public keys")
     p.set_defaults(func=cmd_office_open)
 
+    from sync.cli import register as register_agent
+    from sync.cli import register_office
+
+    register_agent(sub)
+    register_office(office)
+
     return parser
 
 

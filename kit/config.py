@@ -134,6 +134,9 @@ class KitConfig:
     security: SecuritySection = field(default_factory=SecuritySection)
     devices: DevicesSection = field(default_factory=DevicesSection)
     mqtt: MqttSection = field(default_factory=MqttSection)
+    # The agent's timers and sizes; checked key by key by sync.agent.AgentSettings
+    # (kept there, beside the code they tune; see sync/PROTOCOL.md).
+    agent: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the file this came from; not a TOML key
 
     @property
@@ -250,6 +253,8 @@ def _coerce(kind: Any, value: Any, path: Path, name: str) -> Any:
         return float(value)
     if kind is int and isinstance(value, bool):
         raise _type_error(path, name, "a whole number", value)
+    if typing.get_origin(kind) is dict:
+        kind = dict
     if not isinstance(value, kind):
         expected = {str: "text in quotes", int: "a whole number", float: "a number",
                     bool: "true or false"}.get(kind, kind.__name__)

@@ -82,6 +82,21 @@ def m001_initial(db: Database) -> None:
             detail TEXT NOT NULL DEFAULT '')""")
 
 
+@migrations()
+def m002_sync_inbox_commands(db: Database) -> None:
+    # The agent's state for the office link (sync/agent.py): assignments received
+    # still sealed (only an unlocked UI session can open them), and the ids of
+    # office commands already received, so none runs twice.
+    db.execute("""
+        CREATE TABLE inbox (
+            assignment_id TEXT PRIMARY KEY, sealed_at TEXT NOT NULL, received_at REAL NOT NULL,
+            envelope BLOB, opened_at REAL, error TEXT NOT NULL DEFAULT '')""")
+    db.execute("""
+        CREATE TABLE seen_commands (
+            command_id TEXT PRIMARY KEY, name TEXT NOT NULL, received_at REAL NOT NULL,
+            expires_at REAL NOT NULL, result TEXT NOT NULL DEFAULT '')""")
+
+
 @dataclass(frozen=True)
 class StoredRecord:
     """A sealed record as the kit keeps it until the office's receipt."""
@@ -342,6 +357,94 @@ class Store:
             "SELECT ts, event, actor, subject, detail FROM audit ORDER BY id DESC LIMIT ?",
             [limit])]
 
+
+    # -- office link (sync/agent.py): outbox progress, inbox, command replay ------------
+    def outbox_summary(self) -> tuple[int, float | None, int]:
+        """Records waiting for a receipt: how many, when the oldest was stored, total bytes."""
+        row = self.conn.execute(
+            "SELECT COUNT(*), MIN(r.stored_at), COALESCE(SUM(r.size), 0) FROM outbox o "
+            "JOIN records r ON r.id = o.record_id WHERE o.state != 'acked'").fetchone()
+        return int(row[0]), (None if row[1] is None else float(row[1])), int(row[2])
+
+    def outbox_entry(self, record_id: str) -> dict[str, Any] | None:
+        """One outbox row (state, attempts, next_attempt_at, sent_bytes...), or None."""
+        rows = list(self.db.query("SELECT * FROM outbox WHERE record_id = ?", [record_id]))
+        return dict(rows[0]) if rows else None
+
+    def set_outbox_progress(self, record_id: str, sent_bytes: int) -> None:
+        """Remember how much of a record the office has confirmed, to resume from there."""
+        self.conn.execute("UPDATE outbox SET sent_bytes = ?, state = 'sending' "
+                          "WHERE record_id = ? AND state != 'acked'", (sent_bytes, record_id))
+
+    def outbox_failed(self, record_id: str, error: str, next_attempt_at: float) -> None:
+        """The office refused a record: count the attempt, wait, start it again from 0."""
+        self.conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
+            "sent_bytes = 0, state = 'queued' WHERE record_id = ? AND state != 'acked'",
+            (error[:200], next_attempt_at, record_id))
+
+    def put_inbox(self, assignment_id: str, sealed_at: str, envelope: bytes) -> bool:
+        """Keep a verified, still sealed assignment; False when the same or a newer one is here.
+
+        ``sealed_at`` is the office's ISO time, so comparing the texts orders
+        them: an old version replayed never replaces a newer one.
+        """
+        with self.transaction():
+            row = self.conn.execute("SELECT sealed_at FROM inbox WHERE assignment_id = ?",
+                                    (assignment_id,)).fetchone()
+            if row is not None and row[0] >= sealed_at:
+                return False
+            self.conn.execute(
+                "INSERT OR REPLACE INTO inbox (assignment_id, sealed_at, received_at, envelope) "
+                "VALUES (?, ?, ?, ?)", (assignment_id, sealed_at, time.time(), envelope))
+            self._audit("assignment_received", subject=assignment_id)
+        return True
+
+    def inbox(self, *, pending_only: bool = True) -> list[dict[str, Any]]:
+        """Assignments received from the office, oldest first (sealed envelopes included)."""
+        where = "WHERE envelope IS NOT NULL" if pending_only else ""
+        return [dict(r) for r in self.db.query(
+            "SELECT assignment_id, sealed_at, received_at, envelope, opened_at, error "
+            f"FROM inbox {where} ORDER BY received_at, assignment_id")]
+
+    def inbox_opened(self, assignment_id: str, sealed_at: str) -> None:
+        """The UI opened and stored it: drop the envelope, keep the date against replays."""
+        self.conn.execute("UPDATE inbox SET envelope = NULL, opened_at = ?, error = '' "
+                          "WHERE assignment_id = ? AND sealed_at = ?",
+                          (time.time(), assignment_id, sealed_at))
+
+    def inbox_error(self, assignment_id: str, error: str) -> None:
+        self.conn.execute("UPDATE inbox SET error = ? WHERE assignment_id = ?",
+                          (error[:200], assignment_id))
+
+    def clear_inbox(self) -> int:
+        """Drop every envelope still waiting (after a wipe nothing could open them)."""
+        return self.conn.execute("UPDATE inbox SET envelope = NULL WHERE envelope IS NOT NULL"
+                                 ).rowcount
+
+    def remember_command(self, command_id: str, name: str, expires_at: float) -> bool:
+        """Note a command id; False if it was already noted (a replay)."""
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO seen_commands (command_id, name, received_at, expires_at) "
+            "VALUES (?, ?, ?, ?)", (command_id, name, time.time(), expires_at))
+        return cursor.rowcount == 1
+
+    def command_seen(self, command_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM seen_commands WHERE command_id = ?",
+                                 (command_id,)).fetchone() is not None
+
+    def set_command_result(self, command_id: str, result: str) -> None:
+        self.conn.execute("UPDATE seen_commands SET result = ? WHERE command_id = ?",
+                          (result[:1000], command_id))
+
+    def forget_commands_before(self, expired_before: float) -> int:
+        """Drop ids of commands that expired before then: a replay of one is refused as stale."""
+        return self.conn.execute("DELETE FROM seen_commands WHERE expires_at < ?",
+                                 (expired_before,)).rowcount
+
+    def delete_drafts(self) -> int:
+        """Delete every draft (part of a wipe)."""
+        return self.conn.execute("DELETE FROM drafts").rowcount
 
 def _damaged(path: Path, exc: Exception) -> StoreError:
     return StoreError(

@@ -1,0 +1,22 @@
+"""Fixtures for the link tests: a real Mosquitto per test (see :mod:`tests.integration.harness`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import MOSQUITTO, LinkWorld
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[LinkWorld]:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    link = LinkWorld(tmp_path)
+    link.broker.start()
+    try:
+        yield link
+    finally:
+        link.close()
