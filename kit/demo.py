@@ -1,36 +1,51 @@
 """``jaranijo demo``: the whole system on emulated devices, narrated step by step.
 
 A throwaway office and kit in a temporary folder (or ``--keep DIR``): the
-office makes its keys, a technician provisions the kit, the emulated
-devices come up on pseudo-terminals, an assignment of invented residents
-of Desa Papungan (Kanigoro) arrives, an officer logs in, and the headless
-driver walks a visit with three residents through the real drivers: one
-recorded fully, one with two amputated fingers who cannot sign, one who
-refuses. The office then opens what was sealed, and the kit shows it
-cannot.
+office makes its keys, the emulated devices come up on pseudo-terminals, a
+real Mosquitto starts on loopback, a technician provisions the kit, the
+office receiver and the kit agent connect (the office sees the kit's
+location, battery and signal), the office sends a sealed and signed
+assignment of invented residents of Desa Papungan (Kanigoro), an officer
+logs in and opens it, and the headless driver walks a visit with three
+residents through the real drivers: one recorded fully, one with two
+amputated fingers who cannot sign, one who refuses. The agent uploads the
+sealed records, the office stores them and sends receipts, opens them, and
+the kit shows it cannot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
+import signal
+import subprocess
+import sys
 import tempfile
 import textwrap
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from kit.domain import SAMPLE_ASSIGNMENT_PATH, Assignment
 from kit.errors import JaranIjoError
 from kit.headless import HeadlessDriver, Visit, VisitScript
 from kit.provision import open_vault, provision_kit
-from kit.records import store_assignment
 from kit.store import Store
-from kit.vault import OfficeKeys, VaultError, open_sealed, read_header
+from kit.vault import OfficeKeys, OfficePublicKeys, VaultError, open_sealed, read_header
 from kit.workflow import describe
 from office.records import open_record
 
 OFFICER, PIN = "P-0001", "482913"
+KIT_ID = "blitar-kit-01"
+# The agent's timers shortened so the demo shows a report every few seconds.
+DEMO_AGENT = {"poll_s": 1.0, "interval_moving_s": 5.0, "interval_idle_s": 10.0,
+              "min_interval_s": 1.0, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0,
+              "keepalive_s": 10, "will_delay_s": 5, "upload_stall_s": 5.0,
+              "retry_base_s": 1.0, "retry_max_s": 5.0}
 DEMO_BAUD = 115200  # the sensor set to its faster rate: 3.5 s per fingerprint image
 
 
@@ -61,7 +76,7 @@ def run_demo(*, headless: bool, keep: Path | None, lang: str) -> int:
     if not headless and os.environ.get("DISPLAY"):
         print("(The kiosk window is not built yet; running headless.)")
     tell = Narrator()
-    with workspace(keep) as root:
+    with workspace(keep) as root, contextlib.ExitStack() as stack:
         tell.step("Office: create the office's seal and sign key pairs")
         office_dir = root / "office" / "keys"
         office = OfficeKeys.generate()
@@ -73,25 +88,51 @@ def run_demo(*, headless: bool, keep: Path | None, lang: str) -> int:
 
         rig = EmulatedRig(root / "devices", fingerprint_baud=DEMO_BAUD)
         rig.start()
-        try:
-            for name, path in rig.paths.items():
-                target = os.readlink(path) if path.is_symlink() else "(folder)"
-                tell.say(f"{name:<12} {path} -> {target}")
-            return _visit(tell, root, office, rig, lang)
-        finally:
-            rig.stop()
+        stack.callback(rig.stop)
+        for name, path in rig.paths.items():
+            target = os.readlink(path) if path.is_symlink() else "(folder)"
+            tell.say(f"{name:<12} {path} -> {target}")
+
+        tell.step("Mosquitto starts on 127.0.0.1: one user per kit, an ACL per kit")
+        from sync import protocol as proto
+        from sync.broker import LocalBroker
+
+        passwords = {KIT_ID: secrets.token_urlsafe(12), proto.OFFICE_USER:
+                     secrets.token_urlsafe(12)}
+        broker = LocalBroker(root / "broker", passwords)
+        broker.start()
+        stack.callback(broker.stop)
+        tell.say(f"broker on port {broker.port}, users {', '.join(passwords)}")
+        return _visit(tell, root, office, rig, broker, passwords, stack, lang)
 
 
-def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: object, lang: str) -> int:
+def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any,
+           passwords: dict[str, str], stack: contextlib.ExitStack, lang: str) -> int:
+    from office.receiver import (
+        BrokerSettings,
+        KitDirectory,
+        OfficeDb,
+        OfficeKeysForLink,
+        OfficeReceiver,
+        seal_assignment,
+    )
     from sensors.devices import KitDevices
+    from sync import protocol as proto
+    from sync.agent import open_inbox
 
-    paths = rig.paths  # type: ignore[attr-defined]
-    tell.step("Technician: provision kit blitar-kit-01 (keys, store, first officer)")
+    paths = rig.paths
+    tell.step(f"Technician: provision kit {KIT_ID} (keys, store, first officer, broker login)")
+    password_file = root / "kit" / "mqtt-password"
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    password_file.write_text(passwords[KIT_ID] + "\n")
+    password_file.chmod(0o600)
     provisioned = provision_kit(
-        kit_id="blitar-kit-01", data_dir=root / "kit", office_public=root / "office" / "keys",
+        kit_id=KIT_ID, data_dir=root / "kit", office_public=root / "office" / "keys",
         officer=OFFICER, pin=PIN,
         settings={
             "kit": {"language": lang},
+            "mqtt": {"host": "127.0.0.1", "port": broker.port, "username": KIT_ID,
+                     "password_file": str(password_file)},
             "devices": {
                 "fingerprint": {"port": str(paths["fingerprint"]), "baud": DEMO_BAUD},
                 "gnss": {"port": str(paths["gps"])},
@@ -99,15 +140,57 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: object, lang: st
                 "battery": {"kind": "sysfs", "sysfs_dir": str(paths["power_supply"])},
                 "camera": {"kind": "emulated"},
             },
+            "agent": DEMO_AGENT,
         })
     tell.say("\n".join(provisioned.summary()))
     config = provisioned.config
+    kits_dir = root / "office" / "kits"
+    provisioned.kit_keys.public.save(kits_dir / KIT_ID)
+    tell.say(f"kit public keys registered at the office in {kits_dir / KIT_ID}")
 
-    tell.step("Office: an assignment for Desa Papungan (invented residents) reaches the kit")
+    tell.step("The office receiver and the kit agent connect")
+    office_db = root / "office" / "office.db"
+    receiver = OfficeReceiver(OfficeDb.open(office_db), OfficeKeysForLink.load(
+        root / "office" / "keys"), KitDirectory(kits_dir), BrokerSettings(
+        host="127.0.0.1", port=broker.port, password=passwords[proto.OFFICE_USER],
+        reconnect_min_s=0.2, reconnect_max_s=2.0))
+    thread = threading.Thread(target=receiver.serve, name="office", daemon=True)
+    thread.start()
+    stack.callback(thread.join, 10)
+    stack.callback(receiver.stop)
+    agent_log = root / "kit" / "agent.log"
+    with open(agent_log, "ab") as log_file:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "kit.cli", "--config", str(config.source), "agent"],
+            stdout=log_file, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    stack.callback(_stop_process, agent)
+    _wait(lambda: receiver.connected, 15, "the office receiver to connect")
+    tell.say(f"office receiver connected; agent running as pid {agent.pid} "
+             f"(log {agent_log})")
+    seen = _wait(lambda: _office_kit(office_db, KIT_ID), 30,
+                 "the kit's first location and health at the office")
+    where, health = json.loads(seen["location"]), json.loads(seen["health"])
+    tell.say(f"office sees {KIT_ID} {'online' if seen['online'] else 'offline'} at "
+             f"{where['lat']:.5f}, {where['lon']:.5f} (OwnTracks location), battery "
+             f"{where.get('batt')}%")
+    tell.say("health: " + ", ".join(f"{k}={v}" for k, v in sorted(health.items())
+                                    if v is not None))
+
+    tell.step("Office: the assignment for Desa Papungan (invented residents) goes to the kit")
     assignment = Assignment.from_json(SAMPLE_ASSIGNMENT_PATH.read_text(encoding="utf-8"))
     assignment.validate()
-    tell.say(f"{len(assignment.targets)} targets, visit {assignment.visit_date}, "
-             f"NIK and KK of every target checked")
+    envelope, sealed_at = seal_assignment(assignment.to_canonical(), assignment.id, KIT_ID,
+                                          provisioned.kit_keys.public, office.sign)
+    db = OfficeDb.open(office_db)
+    db.queue_assignment(KIT_ID, assignment.id, sealed_at, envelope)
+    db.close()
+    tell.say(f"{len(assignment.targets)} targets, visit {assignment.visit_date}; sealed to the "
+             f"kit's box key and signed by the office ({len(envelope)} bytes)")
+    _wait(lambda: _inbox(config), 30, "the assignment in the kit's inbox")
+    tell.say("the agent verified the office signature and kept it sealed in the inbox "
+             "(it cannot open it without an officer)")
+
     with Store.open(config.store_path) as store:
         vault = open_vault(config, store)
         tell.step("Officer logs in: a wrong PIN first, then the right one")
@@ -117,21 +200,21 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: object, lang: st
             tell.say(f"kiosk says: {exc.text(lang)}")
         key = vault.unlock(OFFICER, PIN)
         tell.say("unlocked: the officers' data key is in memory")
-        store_assignment(store, key, assignment)
+        opened = open_inbox(store, key, vault, OfficePublicKeys.load(config.keys_dir))
         key.forget()
-        tell.say("assignment stored, every name, NIK and address encrypted")
+        tell.say(f"assignment {', '.join(opened)} opened and stored, every name, NIK and "
+                 f"address encrypted under the data key")
 
-    tell.step("Kit devices open through their real drivers")
-    devices = KitDevices.open(config)
+    tell.step("Kit devices open through their real drivers (the agent holds GNSS and modem)")
+    devices = KitDevices.open(config, want=("camera", "fingerprint", "battery"))
     try:
-        for name in ("camera", "fingerprint", "gnss", "battery"):
+        for name in ("camera", "fingerprint", "battery"):
             problem = devices.missing(lang).get(name)
             tell.say(f"{name:<12} {'ready' if problem is None else 'MISSING: ' + problem}")
-        fix = devices.gnss.fix(timeout=5.0) if devices.gnss is not None else None
+        fix = devices.gnss_fix()
         if fix is not None:
-            accuracy = f"+/- {fix.accuracy_m:.0f} m" if fix.accuracy_m is not None else ""
-            tell.say(f"GNSS fix {fix.lat:.5f}, {fix.lon:.5f} {accuracy}, "
-                     f"{fix.satellites or '?'} satellites")
+            tell.say(f"GNSS fix from the agent: {fix.lat:.5f}, {fix.lon:.5f} "
+                     f"+/- {fix.accuracy_m:.0f} m, {fix.satellites} satellites")
         if devices.battery is not None:
             status = devices.battery.read()
             tell.say(f"battery {status.percent:.0f}%, {status.status}")
@@ -148,7 +231,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: object, lang: st
             Visit(target=3, outcome="refused", note="keluarga menolak perekaman hari ini"),
         ])
         driver = HeadlessDriver(config, devices, tell.say, lang=lang,
-                                emulator_control=rig.control_line)  # type: ignore[attr-defined]
+                                emulator_control=rig.control_line)
         sealed = driver.run(script)
     finally:
         devices.close()
@@ -157,9 +240,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: object, lang: st
     with Store.open(config.store_path) as store:
         statuses = {t["id"]: t["status"] for t in store.targets(assignment.id)}
         for n, target in enumerate(assignment.targets, start=1):
-            tell.say(f"target {n}: {statuses[target.id]}")
-        tell.say(f"{len(store.outbox())} sealed records wait for upload")
-        blobs = [store.record_blob(s.id) for s in sealed]
+            tell.say(f"resident {n}: {statuses[target.id]}")
     db_bytes = config.store_path.read_bytes()
     wal = Path(f"{config.store_path}-wal")
     db_bytes += wal.read_bytes() if wal.exists() else b""
@@ -168,21 +249,78 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: object, lang: st
     tell.say(f"byte search of kit.db and its WAL for every name and NIK: "
              f"{'FOUND ' + str(len(leaks)) if leaks else 'none found'}")
 
+    tell.step("The agent uploads the sealed records; the office stores them and sends receipts")
+    ids = [s.id for s in sealed]
+    _wait(lambda: _outbox_empty(config), 60, "the kit's outbox to empty")
+    db = OfficeDb.open(office_db)
+    try:
+        for record_id in ids:
+            row = db.record(KIT_ID, record_id)
+            tell.say(f"record {record_id}: at the office ({row['size'] if row else '?'} bytes), "
+                     f"receipt received, payload deleted from the kit")
+        blobs = [db.record_blob(KIT_ID, record_id) for record_id in ids]
+    finally:
+        db.close()
+
     tell.step("Office opens the sealed records; the kit cannot")
     kit_public = provisioned.kit_keys.public
     for blob in blobs:
         if blob is None:
+            tell.say("a record is missing at the office")
             continue
         header = read_header(blob)
         _, recording = open_record(blob, office, lambda _kit: kit_public.sign)
         summary = describe(recording)
-        tell.say(f"record {header['record_id']} from {header['kit_id']}: {summary['outcome']}; "
-                 f"photo {summary['photo']}, {summary['fingers_captured']} fingerprints, "
-                 f"exceptions {summary['finger_exceptions'] or 'none'}, "
-                 f"signature {summary['signature']}")
+        tell.say(f"record {header['record_id']}: {summary['outcome']}; photo {summary['photo']}"
+                 f", {summary['fingers_captured']} fingerprints, exceptions "
+                 f"{summary['finger_exceptions'] or 'none'}, signature {summary['signature']}, "
+                 f"GNSS {'yes' if recording.gnss else 'no'}")
         try:
             open_sealed(blob, recipient=provisioned.kit_keys.box, sender=kit_public.sign)
         except JaranIjoError as exc:
-            tell.say(f"  the kit's own key: {exc.text(lang)}")
+            tell.say(f"  with the kit's own key: {exc.text(lang)}")
     tell.step("Done")
     return 0
+
+
+def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise JaranIjoError(id=f"Demo: menunggu {what} terlalu lama",
+                                en=f"Demo: gave up waiting for {what}", code="demo_timeout")
+        time.sleep(0.2)
+
+
+def _office_kit(db_path: Path, kit_id: str) -> dict[str, Any] | None:
+    from office.receiver import OfficeDb
+
+    db = OfficeDb.open(db_path)
+    try:
+        row = db.kit(kit_id)
+    finally:
+        db.close()
+    return row if row and row.get("location") and row.get("health") else None
+
+
+def _inbox(config: Any) -> bool:
+    with Store.open(config.store_path, check=False) as store:
+        return bool(store.inbox())
+
+
+def _outbox_empty(config: Any) -> bool:
+    with Store.open(config.store_path, check=False) as store:
+        return not store.outbox()
+
+
+def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

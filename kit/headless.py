@@ -184,11 +184,14 @@ class HeadlessDriver:
                     kit_id=self.config.kit.id, officers=[script.officer],
                     settings=self.settings, gnss_fix=self.devices.gnss_fix,
                     devices=self.devices.identities)
+                missing = self.devices.missing(self.lang)
+                present: dict[str, str | None] = {
+                    n: missing.get(n) for n in ("camera", "fingerprint", "battery")}
+                present["gnss"] = None if self.devices.gnss_fix() is not None else (
+                    "tidak ada posisi GNSS" if self.lang == "id" else "no GNSS fix")
                 checks = preflight(self.config.data_dir,
                                    battery_percent=self.devices.battery_percent(),
-                                   devices={n: self.devices.missing(self.lang).get(n)
-                                            for n in ("camera", "fingerprint", "gnss",
-                                                      "battery")})
+                                   devices=present)
                 for check in checks:
                     self.say(f"  pre-flight {'ok  ' if check.ok else 'WARN'} "
                              f"{check.message(self.lang)}")

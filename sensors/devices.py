@@ -109,13 +109,38 @@ class KitDevices:
         needs one NMEA cycle); a fix older than 30 s is not the bedside's.
         """
         if self.gnss is None:
-            return None
+            return self._fix_from_agent()
         fix = self.gnss.fix(timeout=timeout, max_age_s=30.0)
         if fix is None or fix.hdop is None or fix.accuracy_m is None:
             return None
         return GnssFix(lat=fix.lat, lon=fix.lon, accuracy_m=float(fix.accuracy_m),
                        altitude_m=fix.altitude_m, time_utc=fix.time_utc,
                        satellites=int(fix.satellites or 0), hdop=float(fix.hdop))
+
+    def _fix_from_agent(self, max_age_s: float = 30.0) -> GnssFix | None:
+        """The fix the agent (which owns the GNSS port) last shared through the store."""
+        from datetime import UTC, datetime
+
+        from kit.store import Store
+
+        try:
+            with Store.open(self.config.store_path, create=False, check=False) as store:
+                data = store.status("gnss_fix")
+        except JaranIjoError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        try:
+            when = datetime.fromisoformat(data["time_utc"])
+            if (datetime.now(UTC) - when).total_seconds() > max_age_s or \
+                    data["accuracy_m"] is None or data["hdop"] is None:
+                return None
+            return GnssFix(lat=float(data["lat"]), lon=float(data["lon"]),
+                           accuracy_m=float(data["accuracy_m"]),
+                           altitude_m=data["altitude_m"], time_utc=when,
+                           satellites=int(data["satellites"] or 0), hdop=float(data["hdop"]))
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def battery_percent(self) -> float | None:
         if self.battery is None:

@@ -251,11 +251,13 @@ class GnssPositions:
 
     def __init__(self, gnss: Gnss) -> None:
         self.gnss = gnss
+        self.last_fix: Any = None  # the full sensors.gnss.GnssFix, shared with the kiosk
 
     def read_position(self) -> tuple[p.Position, float] | None:
         fix = self.gnss.fix(timeout=0.0)
         if fix is None:
             return None
+        self.last_fix = fix
         speed = None if fix.speed_kmh is None else fix.speed_kmh / 3.6
         return p.Position(lat=fix.lat, lon=fix.lon, tst=int(fix.time_utc.timestamp()),
                           acc_m=fix.accuracy_m, alt_m=fix.altitude_m, speed_mps=speed,
@@ -861,6 +863,7 @@ class Agent:
         self._track_sent_len = 0
         self._next_housekeeping = 0.0
         self._next_telemetry = 0.0
+        self._shared_fix: Any = None
         self._last_watchdog = 0.0
         self.counters: dict[str, int] = {"connects": 0, "telemetry": 0, "rejected": 0}
 
@@ -1295,7 +1298,20 @@ class Agent:
         except OSError:
             return None
 
+    def _share_fix(self) -> None:
+        """Hand the kiosk the latest fix: it stamps records with it, and only the agent may
+        hold the GNSS port (two readers of one serial port would each get half the bytes)."""
+        fix = getattr(self.sources.position, "last_fix", None)
+        if fix is None or fix is self._shared_fix:
+            return
+        self._shared_fix = fix
+        self.store.set_status("gnss_fix", {
+            "lat": fix.lat, "lon": fix.lon, "accuracy_m": fix.accuracy_m,
+            "altitude_m": fix.altitude_m, "satellites": fix.satellites, "hdop": fix.hdop,
+            "time_utc": fix.time_utc.isoformat()})
+
     def _telemetry(self, now: float) -> None:
+        self._share_fix()
         snap = self.sampler.snapshot()
         mode = self.policy.mode(snap, now)
         if not self.connected:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import MOSQUITTO, LinkWorld
+from sync.broker import MOSQUITTO
+from tests.integration.harness import LinkWorld
 
 
 @pytest.fixture

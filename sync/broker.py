@@ -1,0 +1,109 @@
+"""A local Mosquitto set up as Jaran Ijo expects: users, ACL, persistence, loopback only.
+
+The demo and the tests start one; on an office server the same settings go
+into ``/etc/mosquitto/conf.d/`` (see ``sync/PROTOCOL.md``). Every kit has
+its own user and may publish only under its own topics (the ACL from
+:func:`sync.protocol.mosquitto_acl`); ``use_username_as_clientid`` stops
+one kit taking over another's session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from sync import protocol as p
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalBroker:
+    """One Mosquitto process on 127.0.0.1; stop and start it again on the same port and files."""
+
+    def __init__(self, directory: Path, users: dict[str, str], *,
+                 office_users: list[str] | None = None, readers: list[str] | None = None,
+                 message_size_limit: int = 0) -> None:
+        self.directory = directory
+        self.users = users
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "data").mkdir(exist_ok=True)
+        passwd = directory / "passwd"
+        passwd.write_text("")
+        for user, password in users.items():
+            subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), user, password], check=True,
+                           capture_output=True)
+        (directory / "acl").write_text(p.mosquitto_acl(
+            office_users=office_users or [p.OFFICE_USER], readers=readers or []))
+        lines = [
+            # Started as root, mosquitto would switch to user "mosquitto", who cannot read
+            # the test's files; naming the current user keeps it as it is.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous false",
+            f"password_file {passwd}",
+            f"acl_file {directory / 'acl'}",
+            "use_username_as_clientid true",
+            "persistence true",
+            f"persistence_location {directory / 'data'}/",
+            "autosave_interval 1",
+            f"log_dest file {directory / 'mosquitto.log'}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "max_queued_messages 10000",
+            "set_tcp_nodelay true",
+        ]
+        if message_size_limit:
+            lines.append(f"message_size_limit {message_size_limit}")
+        (directory / "mosquitto.conf").write_text("\n".join(lines) + "\n")
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.directory / "mosquitto.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=0.2):
+                return
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"mosquitto exited: {err}\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not listen on {self.port}\n{self.log()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """A clean stop (SIGTERM): sessions and retained messages are saved to disk."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        path = self.directory / "mosquitto.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
