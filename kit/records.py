@@ -92,5 +92,6 @@ def seal_recording(
     status = STATUS_FOR_OUTCOME.get(recording.outcome, TargetStatus.NOT_RECORDED)
     return store.save_sealed(
         recording.id, RECORD_KIND, read_header(blob)["sealed_at"], blob,
-        target_id=recording.target.id, target_status=str(status), actor=actor,
+        target_id=recording.target.id, target_status=str(status),
+        outcome=str(recording.outcome), actor=actor,
     )

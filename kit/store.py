@@ -97,6 +97,13 @@ def m002_sync_inbox_commands(db: Database) -> None:
             expires_at REAL NOT NULL, result TEXT NOT NULL DEFAULT '')""")
 
 
+@migrations()
+def m003_target_outcome(db: Database) -> None:
+    # Why a target was not recorded (refused, not_home, ...), for the officer's list;
+    # only the outcome's name, the note stays inside the sealed record.
+    db.execute("ALTER TABLE targets ADD COLUMN outcome TEXT NOT NULL DEFAULT ''")
+
+
 @dataclass(frozen=True)
 class StoredRecord:
     """A sealed record as the kit keeps it until the office's receipt."""
@@ -246,7 +253,8 @@ class Store:
     def targets(self, assignment_id: str) -> list[dict[str, Any]]:
         """Targets of an assignment in office order: id, status and the encrypted payload."""
         return [dict(r) for r in self.db.query(
-            "SELECT id, status, updated_at, payload FROM targets WHERE assignment_id = ? "
+            "SELECT id, status, outcome, updated_at, payload FROM targets "
+            "WHERE assignment_id = ? "
             "ORDER BY position", [assignment_id])]
 
     def set_target_status(self, target_id: str, status: str) -> None:
@@ -280,7 +288,7 @@ class Store:
     # -- sealed records and the outbox ------------------------------------------------
     def save_sealed(self, record_id: str, kind: str, sealed_at: str, blob: bytes, *,
                     target_id: str | None = None, target_status: str | None = None,
-                    actor: str = "") -> StoredRecord:
+                    outcome: str = "", actor: str = "") -> StoredRecord:
         """Store a sealed record, queue it for upload, close its draft: one durable commit.
 
         When this returns, the record is on disk and may be reported as saved.
@@ -294,8 +302,9 @@ class Store:
             self.conn.execute("INSERT INTO outbox (record_id) VALUES (?)", (record_id,))
             self.conn.execute("DELETE FROM drafts WHERE recording_id = ?", (record_id,))
             if target_id and target_status:
-                self.conn.execute("UPDATE targets SET status = ?, updated_at = ? WHERE id = ?",
-                                  (target_status, time.time(), target_id))
+                self.conn.execute("UPDATE targets SET status = ?, outcome = ?, updated_at = ? "
+                                  "WHERE id = ?",
+                                  (target_status, outcome, time.time(), target_id))
             self._audit("record_sealed", actor=actor, subject=record_id,
                         detail=json.dumps({"kind": kind, "size": len(blob)}))
         return StoredRecord(record_id, kind, target_id, sealed_at, len(blob), digest)

@@ -197,8 +197,9 @@ def test_refusal_is_sealed_and_marks_the_target(world) -> None:
     stored = flow.not_recorded(Outcome.REFUSED, "keluarga menolak")
     _, opened = open_record(ctx.store.record_blob(stored.id), office, lambda _k: kit.sign_public)
     assert opened.outcome == Outcome.REFUSED and opened.photo is None
-    statuses = {t["id"]: t["status"] for t in ctx.store.targets(assignment.id)}
-    assert statuses[target.id] == str(TargetStatus.NOT_RECORDED)
+    rows = {t["id"]: t for t in ctx.store.targets(assignment.id)}
+    assert rows[target.id]["status"] == str(TargetStatus.NOT_RECORDED)
+    assert rows[target.id]["outcome"] == "refused"  # the reason shows in the officer's list
 
 
 def test_pause_resume_and_expiry(world) -> None:
