@@ -238,9 +238,11 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
 
     tell.step("What the kit holds now")
     with Store.open(config.store_path) as store:
-        statuses = {t["id"]: t["status"] for t in store.targets(assignment.id)}
+        rows = {t["id"]: t for t in store.targets(assignment.id)}
         for n, target in enumerate(assignment.targets, start=1):
-            tell.say(f"resident {n}: {statuses[target.id]}")
+            row = rows[target.id]
+            reason = f" ({row['outcome']})" if row["status"] == "not_recorded" else ""
+            tell.say(f"resident {n}: {row['status']}{reason}")
     db_bytes = config.store_path.read_bytes()
     wal = Path(f"{config.store_path}-wal")
     db_bytes += wal.read_bytes() if wal.exists() else b""
