@@ -104,6 +104,12 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from ui.app import run_kiosk
+
+    return run_kiosk(read_config(args), lang=args.lang if args.lang_given else None)
+
+
 def cmd_office_keygen(args: argparse.Namespace) -> int:
     from kit.vault import OfficeKeys, fingerprint
 
@@ -215,8 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jaranijo {__version__}")
     parser.add_argument("--config", help=f"kit configuration file (default: $JARANIJO_CONFIG "
                                          f"or {DEFAULT_CONFIG_PATH})")
-    parser.add_argument("--lang", choices=("id", "en"),
-                        default=os.environ.get("JARANIJO_LANG", "id"),
+    parser.add_argument("--lang", choices=("id", "en"), default=None,
                         help="language of messages (default: id, or $JARANIJO_LANG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -225,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="no kiosk window, even with a display")
     p.add_argument("--keep", metavar="DIR", help="keep the demo's files in DIR (default: temp)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ui", help="start the kiosk touchscreen UI from the kit configuration")
+    p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("record", help="run a visit from a script file on the configured devices")
     p.add_argument("--script", required=True, help="visit script (TOML); see kit/headless.py")
@@ -304,6 +312,9 @@ def _emulate_epilog() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    chosen = args.lang or os.environ.get("JARANIJO_LANG")
+    args.lang_given = chosen in ("id", "en")
+    args.lang = chosen if args.lang_given else "id"
     logging.basicConfig(
         stream=sys.stdout,
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -129,11 +129,19 @@ class MqttSection:
 
 
 @dataclass
+class UiSection:
+    # Argon2id hash (nacl.pwhash.str) of the technician menu's PIN; empty means the
+    # factory PIN in ui/kiosk.py, which provisioning should replace.
+    technician_pin_hash: str = ""
+
+
+@dataclass
 class KitConfig:
     kit: KitSection = field(default_factory=KitSection)
     security: SecuritySection = field(default_factory=SecuritySection)
     devices: DevicesSection = field(default_factory=DevicesSection)
     mqtt: MqttSection = field(default_factory=MqttSection)
+    ui: UiSection = field(default_factory=UiSection)
     # The agent's timers and sizes; checked key by key by sync.agent.AgentSettings
     # (kept there, beside the code they tune; see sync/PROTOCOL.md).
     agent: dict[str, Any] = field(default_factory=dict)

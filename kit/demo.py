@@ -73,8 +73,8 @@ def workspace(keep: Path | None) -> Iterator[Path]:
 
 
 def run_demo(*, headless: bool, keep: Path | None, lang: str) -> int:
-    if not headless and os.environ.get("DISPLAY"):
-        print("(The kiosk window is not built yet; running headless.)")
+    interactive = not headless and bool(os.environ.get("DISPLAY")
+                                        or os.environ.get("WAYLAND_DISPLAY"))
     tell = Narrator()
     with workspace(keep) as root, contextlib.ExitStack() as stack:
         tell.step("Office: create the office's seal and sign key pairs")
@@ -103,11 +103,12 @@ def run_demo(*, headless: bool, keep: Path | None, lang: str) -> int:
         broker.start()
         stack.callback(broker.stop)
         tell.say(f"broker on port {broker.port}, users {', '.join(passwords)}")
-        return _visit(tell, root, office, rig, broker, passwords, stack, lang)
+        return _visit(tell, root, office, rig, broker, passwords, stack, lang, interactive)
 
 
 def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any,
-           passwords: dict[str, str], stack: contextlib.ExitStack, lang: str) -> int:
+           passwords: dict[str, str], stack: contextlib.ExitStack, lang: str,
+           interactive: bool) -> int:
     from office.receiver import (
         BrokerSettings,
         KitDirectory,
@@ -221,6 +222,18 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
         if devices.fingerprint is not None:
             tell.say(f"fingerprint sensor: {devices.identities()['fingerprint']}")
 
+        if interactive:
+            devices.close()
+            tell.step("Bedside visits by touch: the kiosk opens on the emulated devices")
+            tell.say(f"Log in as officer {OFFICER} with PIN {PIN}, pick a resident and follow "
+                     "the screens (the emulated resident places each finger by themself). "
+                     "Close the window to let the office receive what you sealed.")
+            from ui.app import run_kiosk
+
+            run_kiosk(config, lang=lang, emulator_control=rig.control_line)
+            sealed = []
+            return _after_visits(tell, config, office, provisioned, assignment, office_db,
+                                 sealed, lang)
         tell.step("Bedside visits (the headless driver drives the same API as the kiosk)")
         script = VisitScript(officer=OFFICER, pin=PIN, assignment=assignment.id, visits=[
             Visit(target=1, witness={"name": "Sulastri", "role": "perangkat desa",
@@ -235,6 +248,13 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
         sealed = driver.run(script)
     finally:
         devices.close()
+    return _after_visits(tell, config, office, provisioned, assignment, office_db, sealed, lang)
+
+
+def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: Any,
+                  assignment: Assignment, office_db: Path, sealed: list[Any],
+                  lang: str) -> int:
+    from office.receiver import OfficeDb
 
     tell.step("What the kit holds now")
     with Store.open(config.store_path) as store:
@@ -252,7 +272,8 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
              f"{'FOUND ' + str(len(leaks)) if leaks else 'none found'}")
 
     tell.step("The agent uploads the sealed records; the office stores them and sends receipts")
-    ids = [s.id for s in sealed]
+    with Store.open(config.store_path) as store:
+        ids = [s.id for s in sealed] or store.record_ids()
     _wait(lambda: _outbox_empty(config), 60, "the kit's outbox to empty")
     db = OfficeDb.open(office_db)
     try:

@@ -484,14 +484,17 @@ MIN_FREE_BYTES = 200 * 1024 * 1024  # about 40 full recordings: below that, stor
 
 
 def preflight(data_dir: Path, *, battery_percent: float | None, devices: dict[str, str | None],
-              now: float | None = None, gnss_time: datetime | None = None) -> list[Check]:
+              now: float | None = None, gnss_time: datetime | None = None,
+              disk_usage: Callable[[Path], Any] = shutil.disk_usage) -> list[Check]:
     """Free disk, battery, clock sanity, devices present: warnings, blocking only for disk.
 
     ``devices`` maps a device name to None when present, or to the reason it is missing.
+    ``disk_usage`` measures the data disk (:func:`shutil.disk_usage`; a test may point it at
+    a small, nearly full file system).
     """
     now = time.time() if now is None else now
     checks: list[Check] = []
-    free = shutil.disk_usage(data_dir).free
+    free = disk_usage(data_dir).free
     checks.append(Check(
         "disk", free >= MIN_FREE_BYTES, free < 20 * 1024 * 1024,
         f"Ruang kosong {free // (1024 * 1024)} MB",

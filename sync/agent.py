@@ -864,6 +864,7 @@ class Agent:
         self._next_housekeeping = 0.0
         self._next_telemetry = 0.0
         self._shared_fix: Any = None
+        self._shared_network: Any = None
         self._last_watchdog = 0.0
         self.counters: dict[str, int] = {"connects": 0, "telemetry": 0, "rejected": 0}
 
@@ -1310,9 +1311,20 @@ class Agent:
             "altitude_m": fix.altitude_m, "satellites": fix.satellites, "hdop": fix.hdop,
             "time_utc": fix.time_utc.isoformat()})
 
+    def _share_network(self, snap: Any) -> None:
+        """Hand the kiosk's status bar the modem's view (it may not open the modem port)."""
+        net = snap.network
+        shared = None if net is None else {
+            "operator": net.operator, "access_tech": net.access_tech,
+            "rssi_dbm": net.rssi_dbm, "rsrp_dbm": net.rsrp_dbm, "registered": net.registered}
+        if shared != self._shared_network:
+            self._shared_network = shared
+            self.store.set_status("modem", shared)
+
     def _telemetry(self, now: float) -> None:
         self._share_fix()
         snap = self.sampler.snapshot()
+        self._share_network(snap)
         mode = self.policy.mode(snap, now)
         if not self.connected:
             if snap.position is not None:

@@ -1,0 +1,351 @@
+"""What a person does at the kiosk, step by step, with what they should see.
+
+Each ``scenario_NAME(pilot)`` runs inside the kiosk process (see ``driver.py``), touches
+the screen, checks what it shows, and returns findings for the test to check against the
+sealed records. Officer and PIN are the ones ``tests/conftest.py`` provisions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tests.conftest import PIN
+from tests.ui.pilot import Pilot
+
+
+def login(p: Pilot, pin: str = PIN, shot: str = "") -> None:
+    p.at("login")
+    if shot:
+        p.shot(shot)
+    p.keypad("login", pin)
+    p.tap("login.enter")
+
+
+def open_target(p: Pilot, number: int) -> str:
+    """Tap the n-th target on the home list (searching by name when it is off screen, as
+    an officer would); returns its id."""
+    p.at("home")
+    box = p.widget("home.targets")
+    button = p.call(lambda: list(reversed(box.children))[number - 1])
+    scroller = p.call(lambda: box.parent)
+    visible = p.call(lambda: scroller.collide_point(*scroller.to_parent(*button.center))
+                     and button.to_window(*button.pos)[1] >= scroller.to_window(*scroller.pos)[1])
+    if not visible:
+        name = p.call(lambda: p.app.kiosk.assignment.targets[number - 1].name)
+        p.type_into("home.search", name.split()[0])
+        button = p.wait(lambda: next((b for b in box.children
+                                      if getattr(b, "target_id", None) and
+                                      b.text.startswith(f"{number}. ")), None),
+                        "the searched target")
+    target_id = str(p.call(lambda: button.target_id))
+    p.tap(button)
+    p.at("target")
+    return target_id
+
+
+def photo(p: Pilot, shots: bool = False) -> None:
+    p.at("photo")
+    preview = p.widget("photo.preview")
+    p.wait(lambda: preview.texture is not None, "the live preview")
+    p.wait(lambda: p.app.root_screen("photo").hint, "a live quality hint")
+    if shots:
+        p.shot("photo")
+    p.tap("photo.capture")
+    p.wait(lambda: p.app.root_screen("photo").have_photo, "the photo to be kept")
+    if shots:
+        p.shot("photo-taken")
+    p.tap("photo.use")
+    p.at("photo_approval")
+    if shots:
+        p.shot("photo-approval")
+    p.tap("photo_approval.yes")
+    p.at("fingerprints")
+
+
+def except_finger(p: Pilot, exception_label: str) -> None:
+    p.tap("fingerprints.exception")
+    p.tap(p.modal_button(exception_label))
+    p.settle()
+
+
+def scan_finger(p: Pilot) -> None:
+    screen = p.app.root_screen("fingerprints")
+    before = p.call(lambda: screen.current)
+    p.tap("fingerprints.scan")
+    p.wait(lambda: screen.busy, "the capture to start", 5)
+    p.wait(lambda: not screen.busy, "the fingerprint download", 30)
+    p.wait(lambda: screen.current != before or screen.result, "the capture result", 5)
+
+
+def sign_and_witness(p: Pilot, shots: bool = False) -> None:
+    p.at("signature")
+    points = [(0.1 + 0.8 * i / 30, 0.5 + 0.25 * math.sin(i / 4)) for i in range(31)]
+    p.drag("signature.pad", points)
+    p.drag("signature.pad", [(0.2, 0.7), (0.5, 0.65), (0.8, 0.7)])
+    if shots:
+        p.shot("signature")
+    p.tap("signature.save")
+    p.at("witness")
+    staff = p.widget("witness.staff")
+    p.tap(p.call(lambda: staff.children[-1]))
+    p.tap("witness.consent")
+    if shots:
+        p.shot("witness")
+    p.tap("witness.save")
+    p.at("review")
+
+
+# -- scenarios --------------------------------------------------------------------------------
+def scenario_login(p: Pilot) -> dict[str, Any]:
+    """A wrong PIN is refused with the vault's message; the right one opens home."""
+    login(p, "111111", shot="login")
+    screen = p.app.root_screen("login")
+    p.wait(lambda: screen.message_bad, "the wrong-PIN message")
+    refused = p.text("login.message")
+    assert "PIN" in refused and "salah" in refused.lower(), refused
+    p.shot("login-wrong-pin")
+    assert p.screen == "login"
+    login(p)
+    p.at("home")
+    p.shot("home")
+    box = p.widget("home.targets")
+    rows = p.call(lambda: [b.text for b in reversed(box.children)])
+    assert len(rows) >= 3 and rows[0].startswith("1. "), rows
+    p.tap("home.lang")
+    p.settle()
+    assert p.text("home.logout") == "Log out"
+    p.tap("home.lang")
+    assert p.text("home.logout") == "Keluar"
+    return {"rows": len(rows), "refused": refused}
+
+
+def scenario_full_recording(p: Pilot) -> dict[str, Any]:
+    """Photo, nine fingers captured and one amputated, signature, witness, seal."""
+    login(p)
+    target_id = open_target(p, 1)
+    p.shot("target")
+    p.tap("target.start")
+    photo(p, shots=True)
+    except_finger_at = 4
+    screen = p.app.root_screen("fingerprints")
+    p.shot("fingerprints")
+    while p.call(lambda: screen.current):
+        if p.call(lambda: screen.current) == except_finger_at:
+            except_finger(p, "Jari tidak ada (amputasi)")
+            continue
+        scan_finger(p)
+        if p.call(lambda: screen.current) == 2:
+            p.shot("fingerprint-captured")
+    states = p.call(lambda: dict(p.widget("fingerprints.hands").states))
+    assert states[except_finger_at] == "exception", states
+    assert sum(1 for s in states.values() if s in ("done", "low")) == 9, states
+    p.tap("fingerprints.next")
+    sign_and_witness(p, shots=True)
+    p.shot("review")
+    fingers_line = p.text("review.fingers")
+    assert "9 terekam" in fingers_line and "1 pengecualian" in fingers_line, fingers_line
+    p.tap("review.seal")
+    p.at("sealed", timeout=30)
+    p.shot("sealed")
+    assert "Terekam lengkap" in p.text("sealed.detail")
+    p.tap("sealed.home")
+    p.at("home")
+    return {"target_id": target_id}
+
+
+def scenario_not_recorded(p: Pilot) -> dict[str, Any]:
+    login(p)
+    target_id = open_target(p, 3)
+    p.tap("target.not_recorded")
+    p.at("not_recorded")
+    box = p.widget("not_recorded.outcomes")
+    refused = p.call(lambda: next(b for b in box.children if b.outcome == "refused"))
+    p.tap(refused)
+    p.type_into("not_recorded.note", "keluarga menolak hari ini")
+    p.shot("not-recorded")
+    p.tap("not_recorded.confirm")
+    p.at("sealed", timeout=30)
+    assert "Menolak direkam" in p.text("sealed.detail")
+    p.tap("sealed.home")
+    p.at("home")
+    row = p.call(lambda: [b.text for b in reversed(p.widget("home.targets").children)][2])
+    assert "Tidak terekam" in row, row
+    return {"target_id": target_id}
+
+
+def scenario_pause_resume(p: Pilot) -> dict[str, Any]:
+    """Photo, one finger, pause (draft kept), back home, resume, finish with exceptions."""
+    login(p)
+    target_id = open_target(p, 2)
+    p.tap("target.start")
+    photo(p)
+    scan_finger(p)
+    p.tap("fingerprints.header.pause")
+    p.at("paused")
+    p.shot("paused")
+    p.tap("paused.home")
+    p.at("home")
+    row = p.call(lambda: [b.text for b in reversed(p.widget("home.targets").children)][1])
+    assert "DIJEDA" in row, row
+    open_target(p, 2)
+    assert p.text("target.start") == "Lanjutkan rekaman"
+    p.tap("target.start")
+    p.at("fingerprints")
+    screen = p.app.root_screen("fingerprints")
+    states = p.call(lambda: dict(p.widget("fingerprints.hands").states))
+    assert states[1] in ("done", "low") and p.call(lambda: screen.current) == 2, states
+    while p.call(lambda: screen.current):
+        except_finger(p, "Diperban / terluka")
+    p.tap("fingerprints.next")
+    p.at("signature")
+    p.tap("signature.cannot")
+    p.tap(p.modal_button("Tangan lemah / lumpuh"))
+    p.at("witness")
+    p.type_into("witness.witness_name", "Sunarti")
+    p.type_into("witness.witness_role", "anak kandung")
+    p.tap("witness.consent")
+    p.tap("witness.save")
+    p.at("review")
+    p.tap("review.seal")
+    p.at("sealed", timeout=30)
+    return {"target_id": target_id}
+
+
+def scenario_unplugged(p: Pilot) -> dict[str, Any]:
+    """The sensor's cable is pulled: scanning says so, names the device and what to do."""
+    login(p)
+    open_target(p, 4)
+    p.tap("target.start")
+    photo(p)
+    p.control("fingerprint unplug")
+    screen = p.app.root_screen("fingerprints")
+    p.tap("fingerprints.scan")
+    p.wait(lambda: not screen.busy and p.app.errors_shown, "the unplugged-sensor message", 30)
+    message = p.app.errors_shown[-1]
+    p.shot("sensor-unplugged")
+    texts = p.modal_texts()
+    assert any(message in t for t in texts), (message, texts)
+    p.tap(p.modal_button("OK"))
+    p.control("fingerprint replug")
+    p.settle()
+    assert p.screen == "fingerprints"
+    return {"message": message}
+
+
+def scenario_full_disk(p: Pilot) -> dict[str, Any]:
+    """No room for a record: starting a recording is refused with the reason and the remedy."""
+    login(p)
+    open_target(p, 5)
+    p.tap("target.start")
+    p.wait(lambda: p.app.errors_shown, "the full-disk message")
+    message = p.app.errors_shown[-1]
+    p.shot("disk-full")
+    p.tap(p.modal_button("OK"))
+    assert p.screen == "target", p.screen
+    return {"message": message}
+
+
+def scenario_tour(p: Pilot) -> dict[str, Any]:
+    """Every screen (and the modal views) once, for screenshots and the overflow check."""
+    p.at("login")
+    p.shot("login")
+    p.tap("login.technician")
+    p.at("technician")
+    p.shot("technician-pin")
+    p.keypad("technician", "246810")
+    p.tap("technician.enter")
+    tech = p.app.root_screen("technician")
+    p.wait(lambda: tech.unlocked, "the technician menu")
+    p.tap("technician.selftest")
+    p.wait(lambda: "[" in tech.output, "the self-test result", 20)
+    p.shot("technician-selftest")
+    p.tap("technician.log")
+    p.tap("technician.back")
+    login(p)
+    p.at("home")
+    p.shot("home")
+    p.tap("home.lang")
+    p.shot("home-en")
+    p.tap("home.lang")
+    open_target(p, 6)
+    p.shot("target")
+    p.tap("target.not_recorded")
+    p.at("not_recorded")
+    p.shot("not-recorded")
+    p.tap("not_recorded.back")
+    p.at("target")
+    p.tap("target.start")
+    photo(p, shots=True)
+    p.shot("fingerprints")
+    p.tap("fingerprints.exception")
+    p.modal_button("Lainnya")
+    p.shot("fingerprint-exceptions")
+    p.tap(p.modal_button("Lainnya"))
+    screen = p.app.root_screen("fingerprints")
+    while p.call(lambda: screen.current):
+        except_finger(p, "Jari tidak bisa diluruskan")
+    p.shot("fingerprints-done")
+    p.tap("fingerprints.next")
+    sign_and_witness(p, shots=True)
+    p.shot("review")
+    p.tap("review.header.pause")
+    p.at("paused")
+    p.shot("paused")
+    p.tap("paused.resume")
+    p.at("review")
+    p.tap("review.seal")
+    p.at("sealed", timeout=30)
+    p.shot("sealed")
+    p.tap("sealed.home")
+    p.at("home")
+    p.tap("home.lock")
+    p.at("login")
+    p.shot("locked")
+    return {}
+
+
+
+def scenario_bench(p: Pilot) -> dict[str, Any]:
+    """Figures for tests/bench/bench_ui.py: preview rate, touch-to-response, memory."""
+    import time
+
+    from kivy.base import EventLoop
+
+    from tests.ui.pilot import PilotTouch
+
+    login(p)
+    p.at("home")
+    # Touch to visible response: the language switch relabels the whole screen.
+    lang = p.widget("home.lang")
+    logout = p.widget("home.logout")
+    latencies = []
+    for _ in range(20):
+        before = p.text("home.logout")
+        x, y = p.call(lambda: lang.to_window(*lang.center))
+        touch = PilotTouch(x, y)
+        p.call(lambda t=touch: EventLoop._dispatch_input("begin", t))
+        started = time.perf_counter()
+        p.call(lambda t=touch: EventLoop._dispatch_input("end", t))
+        p.wait(lambda b=before: logout.text != b, "the relabel", 5)
+        latencies.append(time.perf_counter() - started)
+    frame = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        p.settle(1)
+        frame.append(time.perf_counter() - t0)
+    open_target(p, 1)
+    p.tap("target.start")
+    p.at("photo")
+    screen = p.app.root_screen("photo")
+    p.wait(lambda: screen.frames_shown > 3, "the preview")
+    n0, t0 = p.call(lambda: screen.frames_shown), time.perf_counter()
+    time.sleep(4.0)
+    n1, t1 = p.call(lambda: screen.frames_shown), time.perf_counter()
+    camera_fps = float(p.app.kiosk.config.devices.camera.fps)
+    with open("/proc/self/status", encoding="ascii") as status:
+        rss_kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    p.tap("photo.header.pause")
+    p.at("paused")
+    return {"latencies": latencies, "frame": frame, "preview_fps": (n1 - n0) / (t1 - t0),
+            "camera_fps": camera_fps, "rss_mib": rss_kb / 1024}

@@ -1,0 +1,136 @@
+"""The kiosk under a real Kivy window (Xvfb), driven by touch against the emulated rig.
+
+Each test runs one scenario from ``scenarios.py`` in a kiosk process of its own and then
+checks, from the outside, what it left behind: the sealed records (opened with the
+office's keys, as the office would), the target statuses, the drafts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kit.domain import FingerException, FingerPosition, Outcome
+from kit.store import Store
+from office.records import open_record
+from tests.ui.conftest import SHOTS, run_scenario
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def sealed_recordings(kit: Any) -> list[Any]:
+    with Store.open(kit.config.store_path, create=False) as store:
+        blobs = [store.record_blob(i) for i in store.record_ids()]
+    return [open_record(b, kit.office, lambda _k: kit.kit_public.sign)[1]
+            for b in blobs if b is not None]
+
+
+def target_status(kit: Any, target_id: str) -> str:
+    with Store.open(kit.config.store_path, create=False) as store:
+        return next(t["status"] for t in store.targets(kit.assignment.id)
+                    if t["id"] == target_id)
+
+
+def test_login_refuses_a_wrong_pin_then_opens_home(display: str, kit_on_rig: Any) -> None:
+    out = run_scenario(display, kit_on_rig, "login")
+    assert "PIN salah" in out["findings"]["refused"]
+    assert out["findings"]["rows"] == len(kit_on_rig.assignment.targets)
+    assert out["overflows"] == []
+
+
+def test_complete_recording_by_touch(display: str, kit_on_rig: Any) -> None:
+    out = run_scenario(display, kit_on_rig, "full_recording")
+    assert out["overflows"] == []
+    [recording] = sealed_recordings(kit_on_rig)
+    assert recording.target.id == out["findings"]["target_id"]
+    assert recording.outcome == Outcome.RECORDED
+    assert recording.photo is not None and recording.photo.jpeg.startswith(b"\xff\xd8")
+    assert len(recording.fingers) == 10
+    amputated = recording.fingers[FingerPosition.RIGHT_RING]
+    assert amputated.exception == FingerException.AMPUTATED and amputated.image_png is None
+    captured = [f for f in recording.fingers.values() if f.image_png]
+    assert len(captured) == 9 and all(f.image_png.startswith(b"\x89PNG") for f in captured)
+    assert recording.signature is not None and recording.signature.image_png
+    points = [pt for stroke in recording.signature.strokes for pt in stroke]
+    assert len(recording.signature.strokes) == 2 and len(points) > 20
+    assert all(0 <= x <= 1 and 0 <= y <= 1 for x, y, _t in points)
+    assert recording.witness is not None and recording.witness.consent
+    assert recording.witness.name == kit_on_rig.assignment.village_staff[0]
+    assert recording.officers == ["P-0001"]
+    assert target_status(kit_on_rig, recording.target.id) == "recorded"
+
+
+def test_not_recorded_outcome(display: str, kit_on_rig: Any) -> None:
+    out = run_scenario(display, kit_on_rig, "not_recorded")
+    [recording] = sealed_recordings(kit_on_rig)
+    assert recording.outcome == Outcome.REFUSED
+    assert recording.outcome_note == "keluarga menolak hari ini"
+    assert recording.photo is None and recording.fingers == {}
+    assert target_status(kit_on_rig, out["findings"]["target_id"]) == "not_recorded"
+
+
+def test_pause_and_resume(display: str, kit_on_rig: Any) -> None:
+    out = run_scenario(display, kit_on_rig, "pause_resume")
+    [recording] = sealed_recordings(kit_on_rig)
+    assert recording.target.id == out["findings"]["target_id"]
+    assert recording.fingers[FingerPosition.RIGHT_THUMB].image_png is not None
+    bandaged = [f for f in recording.fingers.values()
+                if f.exception == FingerException.BANDAGED]
+    assert len(bandaged) == 9
+    assert recording.signature is not None
+    assert recording.signature.cannot_sign_reason == "Tangan lemah / lumpuh"
+    assert recording.witness is not None and recording.witness.name == "Sunarti"
+    assert "paused" in out["screens"]
+    with Store.open(kit_on_rig.config.store_path, create=False) as store:
+        assert store.drafts() == []  # the draft went into the sealed record
+
+
+def test_unplugged_sensor_is_reported(display: str, kit_on_rig: Any) -> None:
+    out = run_scenario(display, kit_on_rig, "unplugged")
+    message = out["findings"]["message"].lower()
+    assert "sidik jari" in message or "sensor" in message, message
+    assert sealed_recordings(kit_on_rig) == []
+
+
+@contextlib.contextmanager
+def nearly_full_filesystem(where: Path) -> Iterator[Path]:
+    """A real 16 MB tmpfs filled to 1 MB free (needs root, as on the CI runner)."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        free = os.statvfs(where).f_bavail * os.statvfs(where).f_frsize
+        (where / "filler").write_bytes(b"\0" * (free - 1024 * 1024))
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_full_disk_refuses_to_start(display: str, kit_on_rig: Any) -> None:
+    with nearly_full_filesystem(kit_on_rig.root / "tiny") as disk:
+        out = run_scenario(display, kit_on_rig, "full_disk", disk=disk)
+    message = out["findings"]["message"]
+    assert "tidak dapat disimpan" in message and "Kosongkan ruang" in message, message
+    with Store.open(kit_on_rig.config.store_path, create=False) as store:
+        assert store.drafts() == []
+
+
+@pytest.mark.parametrize("size", ["800x480", "720x1280"])
+def test_every_screen_fits_both_displays(display: str, kit_on_rig: Any, size: str) -> None:
+    out = run_scenario(display, kit_on_rig, "tour", size)
+    assert out["overflows"] == [], "\n".join(out["overflows"])
+    assert len(out["screens"]) >= 15
+    for name in out["screens"]:
+        assert (SHOTS / f"{size}-tour-{name}.png").stat().st_size > 5000
+    [recording] = sealed_recordings(kit_on_rig)
+    assert recording.outcome == Outcome.RECORDED
+    assert {f.exception for f in recording.fingers.values()} == {
+        FingerException.OTHER, FingerException.CANNOT_EXTEND}

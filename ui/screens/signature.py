@@ -1,0 +1,34 @@
+"""Signature pad: the resident signs with a finger or stylus; or cannot sign, with a reason."""
+
+from __future__ import annotations
+
+from kivy.properties import StringProperty
+
+from ui.i18n import tr
+from ui.screens.base import KioskScreen, load_kv
+from ui.widgets import ChoiceView
+
+CANNOT_SIGN = ("sign.reason.weak", "sign.reason.illiterate", "sign.reason.unconscious")
+
+
+class SignatureScreen(KioskScreen):
+    who = StringProperty("")
+
+    def refresh(self) -> None:
+        self.who = self.kiosk.require_flow().recording.target.name
+        self.ids.pad.clear()
+
+    def save(self) -> None:
+        strokes = [list(s) for s in self.ids.pad.strokes]
+        self.app.act(lambda: self.kiosk.sign(strokes), self.app.show_step)
+
+    def cannot(self) -> None:
+        # The reason goes into the record in Indonesian, the office's language.
+        ChoiceView(self.app.tr("sign.cannot_title"),
+                   [(self.app.tr(k), tr(k, "id")) for k in CANNOT_SIGN],
+                   lambda reason: self.app.act(
+                       lambda: self.kiosk.require_flow().cannot_sign(reason),
+                       self.app.show_step)).open()
+
+
+load_kv(__file__)
