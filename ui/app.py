@@ -73,7 +73,9 @@ def run_kiosk(config: KitConfig, *, lang: str | None = None,
     logging.getLogger().addHandler(recent)
     own_devices = devices is None
     if devices is None:
-        devices = KitDevices.open(config, want=("camera", "fingerprint", "gnss", "battery"))
+        # The agent owns the GNSS and modem ports (two readers of one serial port would
+        # each get half the bytes); the kiosk gets the fix from it through the store.
+        devices = KitDevices.open(config, want=("camera", "fingerprint", "battery"))
     own_gpio = gpio is None
     if gpio is None:
         gpio, problem = open_gpio(config.devices.gpio)

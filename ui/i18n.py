@@ -68,6 +68,16 @@ TEXT: dict[str, tuple[str, str]] = {
                     "{n} paused recordings: tap the target to resume"),
     "home.draft_soon": ("Draf segera kedaluwarsa: selesaikan hari ini",
                         "A draft expires soon: finish it today"),
+    "home.enroll": ("Daftar sidik jari", "Enrol my finger"),
+    # officer's own fingerprint, for unlocking the locked screen
+    "enroll.title": ("Daftarkan sidik jari petugas", "Enrol the officer's finger"),
+    "enroll.place": ("Letakkan jari telunjuk kanan Anda di sensor",
+                     "Place your right index finger on the sensor"),
+    "enroll.lift": ("Angkat jari dari sensor", "Lift the finger off the sensor"),
+    "enroll.place-again": ("Letakkan jari yang sama sekali lagi",
+                           "Place the same finger once more"),
+    "enroll.done": ("Sidik jari tersimpan. Layar terkunci kini bisa dibuka dengan jari ini",
+                    "Fingerprint saved. The locked screen now opens with this finger"),
     "home.paused_tag": ("DIJEDA", "PAUSED"),
     "home.nothing_found": ("Tidak ada sasaran yang cocok", "No matching target"),
     # target detail

@@ -187,6 +187,29 @@ class Kiosk:
         return self.session.unlock_by_fingerprint(
             lambda: sensor.identify_officer(timeout=20.0, cancel=cancel))
 
+    def enroll_fingerprint(self, cancel: threading.Event,
+                           prompt: Callable[[str], None] = lambda _step: None) -> int:
+        """Enrol the logged-in officer's own finger for unlocking a locked screen.
+
+        Two impressions of the same finger on the glass (``prompt`` hears ``"place"``,
+        ``"lift"``, ``"place-again"`` as the sensor needs them); the sensor keeps the
+        template, the store only which position belongs to which officer. Returns the
+        template position. On an emulated rig the emulator is told that this officer's
+        right index finger is on the glass, as :meth:`capture_finger` does for residents.
+        """
+        sensor = self._sensor()
+        officer = self.session.officer
+        control = self.emulator_control if officer is not None else None
+        if control is not None:
+            control(f"fingerprint person officer-{officer}")
+            control(f"fingerprint finger {int(FingerPosition.RIGHT_INDEX)}")
+        try:
+            return self.session.enroll_fingerprint(
+                lambda: sensor.enroll_officer(timeout=20.0, cancel=cancel, prompt=prompt))
+        finally:
+            if control is not None:
+                control("fingerprint lift")
+
     def technician_pin_ok(self, pin: str) -> bool:
         try:
             return bool(pwhash.verify(self._tech_hash, pin.encode()))
@@ -375,8 +398,10 @@ class Kiosk:
             except JaranIjoError:
                 pass
         accuracy = None
-        if devices is not None and devices.gnss is not None:
-            fix = devices.gnss.fix(timeout=0.0, max_age_s=30.0)
+        if devices is not None:
+            # The agent's fix, shared through the store (or the kiosk's own receiver
+            # when a test or a bench gives it one).
+            fix = devices.gnss_fix(timeout=0.0)
             accuracy = None if fix is None else fix.accuracy_m
         modem = store.status("modem")
         bars = operator = None

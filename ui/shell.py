@@ -183,6 +183,27 @@ class KioskApp(App):
         self.go("login")
         login.say(self.tr("login.locked"))
 
+    def enroll_finger(self) -> None:
+        """The logged-in officer enrols their own finger (two placements on the sensor),
+        so that a locked screen opens with it; the busy view says what to do next."""
+        cancel = threading.Event()
+
+        def prompt(step: str) -> None:
+            # Called on the worker thread by the sensor driver.
+            Clock.schedule_once(lambda _dt: self.busy_say(self.tr(f"enroll.{step}")))
+
+        def done(_position: int) -> None:
+            self.feedback(True)
+            self.notice(self.tr("enroll.done"), tone="go")
+
+        self.run_async(lambda: self.kiosk.enroll_fingerprint(cancel, prompt), done,
+                       busy=self.tr("enroll.place"), cancel=cancel)
+
+    def busy_say(self, text: str) -> None:
+        """Change what the open busy view asks of the officer (main thread)."""
+        if self._busy_view is not None:
+            self._busy_view.message = text
+
     def show_target(self, target_id: str) -> None:
         self.root_screen("target").target_id = target_id
         self.go("target")

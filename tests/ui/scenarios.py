@@ -233,6 +233,121 @@ def scenario_unplugged(p: Pilot) -> dict[str, Any]:
     return {"message": message}
 
 
+def scenario_finger_unlock(p: Pilot) -> dict[str, Any]:
+    """The officer enrols their own finger from home, locks, a resident's finger is refused,
+    then the officer's finger opens the locked screen again."""
+    login(p)
+    p.at("home")
+    assert not p.call(lambda: p.app.kiosk.can_use_fingerprint_login())
+    p.tap("home.enroll")
+    prompts: list[str] = []
+
+    def busy_message() -> bool:
+        from kivy.core.window import Window
+
+        from ui.widgets import BusyView
+
+        views = [w for w in Window.children if isinstance(w, BusyView)]
+        if views and (not prompts or prompts[-1] != views[0].message):
+            prompts.append(views[0].message)
+        return not views and bool(p.app.errors_shown)
+
+    p.wait(busy_message, "the enrolment to finish", 40)
+    done = p.app.errors_shown[-1]
+    assert "Sidik jari tersimpan" in done, done
+    p.shot("finger-enrolled")
+    p.tap(p.modal_button("OK"))
+    p.wait(lambda: not p.modal_texts(), "the message to close", 5)
+    assert prompts[0] == "Letakkan jari telunjuk kanan Anda di sensor", prompts
+    assert prompts[-1] == "Letakkan jari yang sama sekali lagi", prompts
+    p.tap("home.lock")
+    p.at("login")
+    screen = p.app.root_screen("login")
+    p.wait(lambda: screen.finger_possible, "the fingerprint login button")
+    p.shot("locked-finger")
+    # A resident's finger on the glass does not open the officer's session.
+    p.control("fingerprint person warga-0555")
+    p.tap("login.finger")
+    p.wait(lambda: screen.message_bad, "the not-recognised message", 30)
+    refused = p.text("login.message")
+    assert "tidak dikenali" in refused, refused
+    assert p.screen == "login"
+    p.control("fingerprint person officer-P-0001")
+    p.control("fingerprint finger 2")
+    p.tap("login.finger")
+    p.at("home", timeout=30)
+    rows = p.call(lambda: len(p.widget("home.targets").children))
+    assert rows >= 3, rows
+    return {"prompts": prompts, "refused": refused, "rows": rows}
+
+
+def _press(pin: Any) -> None:
+    """A thumb on the capture button: the pin is pulled to ground, then released."""
+    import time
+
+    pin.drive_low()
+    time.sleep(0.1)  # longer than the button's 50 ms debounce, as a real press is
+    pin.drive_high()
+
+
+def _rises(pin: Any) -> int:
+    """How many times the mock pin went high since its history was cleared."""
+    return sum(1 for state in pin.states[1:] if state.state)
+
+
+def scenario_gpio_capture(p: Pilot) -> dict[str, Any]:
+    """The GPIO capture button takes the photo; a good photo beeps once and the LED goes
+    back to steady, a poor one beeps three times and the LED blinks fast."""
+    import time
+
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    factory = Device.pin_factory
+    assert isinstance(factory, MockFactory), factory
+    assert p.app.gpio is not None, "the kiosk opened no GPIO"
+    pins = p.app.kiosk.config.devices.gpio
+    button, led, buzzer = (factory.pin(n) for n in (pins.capture_button, pins.status_led,
+                                                      pins.buzzer))
+    login(p)
+    open_target(p, 1)
+    p.tap("target.start")
+    p.at("photo")
+    screen = p.app.root_screen("photo")
+    p.wait(lambda: p.widget("photo.preview").texture is not None, "the live preview")
+    p.wait(lambda: screen.hint_ok, "a face in the guide")
+    assert not p.call(lambda: screen.have_photo)
+    led.clear_states()
+    buzzer.clear_states()
+    _press(button)
+    p.wait(lambda: screen.have_photo and not screen.capturing, "the photo from the button")
+    good = p.call(lambda: p.app.kiosk.flow.recording.photo)
+    assert good.quality_score >= good.quality_threshold, good.quality_score
+    p.wait(lambda: _rises(buzzer) >= 1 and not buzzer.state, "the success beep", 5)
+    time.sleep(0.5)  # any further beep would have started by now
+    ok_beeps = _rises(buzzer)
+    ok_led = (p.app.gpio.led.pattern.value, bool(led.state))
+    p.shot("gpio-photo")
+
+    # The camera's view goes dark (the lamp is switched off): the next capture is poor.
+    p.app.kiosk.devices.camera_emulator.control("scene", "dark")
+    p.wait(lambda: not screen.hint_ok, "the dark-picture hint")
+    led.clear_states()
+    buzzer.clear_states()
+    _press(button)
+    p.wait(lambda: not screen.capturing and "·" in screen.result, "the poor photo's result")
+    p.wait(lambda: _rises(buzzer) >= 3 and not buzzer.state, "the failure beeps", 5)
+    time.sleep(0.5)
+    error_beeps = _rises(buzzer)
+    p.wait(lambda: len(led.states) >= 6, "the fast error blink", 3)
+    error_led = p.app.gpio.led.pattern.value
+    assert p.screen == "photo"
+    p.tap("photo.header.pause")
+    p.at("paused")
+    return {"ok_beeps": ok_beeps, "ok_led": list(ok_led), "error_beeps": error_beeps,
+            "error_led": error_led, "photo_score": good.quality_score}
+
+
 def scenario_full_disk(p: Pilot) -> dict[str, Any]:
     """No room for a record: starting a recording is refused with the reason and the remedy."""
     login(p)

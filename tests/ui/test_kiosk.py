@@ -91,6 +91,29 @@ def test_pause_and_resume(display: str, kit_on_rig: Any) -> None:
         assert store.drafts() == []  # the draft went into the sealed record
 
 
+def test_officer_enrols_a_finger_and_unlocks_with_it(display: str, kit_on_rig: Any) -> None:
+    out = run_scenario(display, kit_on_rig, "finger_unlock")
+    assert "Sidik jari tidak dikenali" in out["findings"]["refused"]
+    assert out["findings"]["rows"] == len(kit_on_rig.assignment.targets)
+    assert out["overflows"] == [], "\n".join(out["overflows"])
+    with Store.open(kit_on_rig.config.store_path, create=False) as store:
+        events = [(e["event"], e["actor"]) for e in store.audit_log(200)]
+        mapping = store.status("officer_fingerprints", {})
+    assert ("officer_fingerprint_enrolled", "P-0001") in events
+    assert ("fingerprint_unlock_failed", "") in events
+    assert ("officer_unlocked_fingerprint", "P-0001") in events
+    assert list(mapping.values()) == ["P-0001"]
+
+
+def test_gpio_button_captures_and_led_buzzer_report(display: str, kit_on_rig: Any) -> None:
+    out = run_scenario(display, kit_on_rig, "gpio_capture")
+    found = out["findings"]
+    assert found["ok_beeps"] == 1 and found["ok_led"] == ["idle", True], found
+    assert found["error_beeps"] == 3 and found["error_led"] == "error", found
+    with Store.open(kit_on_rig.config.store_path, create=False) as store:
+        assert len(store.drafts()) == 1  # the button's photo is in the paused draft
+
+
 def test_unplugged_sensor_is_reported(display: str, kit_on_rig: Any) -> None:
     out = run_scenario(display, kit_on_rig, "unplugged")
     message = out["findings"]["message"].lower()
