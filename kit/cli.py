@@ -169,20 +169,12 @@ def cmd_officer_add(args: argparse.Namespace) -> int:
 
 
 def cmd_assignment_import(args: argparse.Namespace) -> int:
-    from kit.domain import Assignment
     from kit.provision import open_vault
-    from kit.records import store_assignment
+    from kit.records import read_assignment_file, store_assignment
     from kit.store import Store
 
     config = read_config(args)
-    path = Path(args.file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError(id=f"{path} tidak dapat dibaca ({exc.__class__.__name__})",
-                              en=f"{path} cannot be read ({exc.__class__.__name__})",
-                              code="file") from None
-    assignment = Assignment.from_json(text)
+    assignment = read_assignment_file(Path(args.file))
     with Store.open(config.store_path, create=False) as store:
         pin = PinReader(args.pin_stdin)(f"PIN of {args.officer}: ")
         key = open_vault(config, store).unlock(args.officer, pin)

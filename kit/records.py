@@ -10,6 +10,7 @@ in sealed to the office and signed by the kit, in one durable commit.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -27,6 +28,19 @@ STATUS_FOR_OUTCOME = {
     Outcome.RECORDED: TargetStatus.RECORDED,
     Outcome.PARTIAL: TargetStatus.PARTIAL,
 }
+
+
+def read_assignment_file(path: Path) -> Assignment:
+    """An assignment from a JSON file, with a clear error for a missing or unreadable one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(id=f"{path} tidak dapat dibaca ({exc.__class__.__name__})",
+                              en=f"{path} cannot be read ({exc.__class__.__name__})",
+                              hint_id="Periksa jalur dan isi berkas",
+                              hint_en="Check the path and the file's content",
+                              code="file") from None
+    return Assignment.from_json(text)
 
 
 def store_assignment(store: Store, key: DataKey, assignment: Assignment) -> None:

@@ -135,20 +135,13 @@ def cmd_office_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_office_assign(args: argparse.Namespace) -> int:
-    from kit.domain import Assignment
+    from kit.records import read_assignment_file
     from kit.vault import KitPublicKeys, SigningKey, read_key_file
     from office.receiver import OfficeDb, seal_assignment
     from sync.protocol import check_kit_id
 
     kit_id = check_kit_id(args.kit)
-    path = Path(args.file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError(id=f"{path} tidak dapat dibaca ({exc.__class__.__name__})",
-                              en=f"{path} cannot be read ({exc.__class__.__name__})",
-                              code="file") from None
-    assignment = Assignment.from_json(text)
+    assignment = read_assignment_file(Path(args.file))
     assignment.validate()
     if assignment.kit_id != kit_id:
         raise ValidationError(

@@ -108,3 +108,23 @@ def test_corrupt_store_via_cli(tmp_path: Path) -> None:
     result = run_cli("--config", str(config), "status")
     assert result.returncode == 2
     assert "damaged" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_assignment_import_via_cli(tmp_path: Path) -> None:
+    from kit.domain import SAMPLE_ASSIGNMENT_PATH
+
+    office = tmp_path / "office"
+    assert run_cli("office", "keygen", "--dir", str(office)).returncode == 0
+    kit_dir = tmp_path / "kit"
+    assert run_cli("provision", "--kit-id", "blitar-kit-01", "--data-dir", str(kit_dir),
+                   "--office-public", str(office), "--officer", "P-0001", "--pin-stdin",
+                   stdin="482913\n").returncode == 0
+    config = str(kit_dir / "kit.toml")
+    missing = run_cli("--config", config, "assignment", "import", str(tmp_path / "none.json"),
+                      "--officer", "P-0001", "--pin-stdin", stdin="482913\n")
+    assert missing.returncode == 2 and "cannot be read" in missing.stderr
+    done = run_cli("--config", config, "assignment", "import", str(SAMPLE_ASSIGNMENT_PATH),
+                   "--officer", "P-0001", "--pin-stdin", stdin="482913\n")
+    assert done.returncode == 0, done.stderr
+    assert "6 targets stored (encrypted)" in done.stdout
+    assert "assignments    1" in run_cli("--config", config, "status").stdout
