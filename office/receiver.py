@@ -515,9 +515,8 @@ class OfficeReceiver:
     def _lost(self, reason: str) -> None:
         self._drop()
         self._failures += 1
-        delay = min(self.broker.reconnect_max_s,
-                    self.broker.reconnect_min_s * 2 ** (self._failures - 1))
-        delay *= 0.5 + self._rng.random() / 2
+        delay = p.backoff_s(self._failures, self.broker.reconnect_min_s,
+                            self.broker.reconnect_max_s, self._rng)
         self._next_connect = time.monotonic() + delay
         log.warning("broker link down (%s); next try in %.1f s", reason, delay)
 

@@ -80,6 +80,7 @@ from kit.vault import (
     read_key_file,
 )
 from sync import protocol as p
+from sync.protocol import backoff_s
 
 if TYPE_CHECKING:
     from sensors.battery import Battery
@@ -608,11 +609,6 @@ class Upload:
     @property
     def size(self) -> int:
         return len(self.blob)
-
-
-def backoff_s(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with jitter: about base, 2 base, 4 base ... capped, times 0.5-1."""
-    return min(cap, base * 2.0 ** max(0, attempt - 1)) * (0.5 + rng.random() / 2)
 
 
 class Uploader:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -987,3 +988,12 @@ def _varint_len(n: int) -> int:
         n //= 128
         length += 1
     return length
+
+
+def backoff_s(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: about base, 2 base, 4 base ... capped, times 0.5-1.
+
+    Kits and the office both use it, so a broker coming back is not hit by every
+    client in the same second.
+    """
+    return min(cap, base * 2.0 ** max(0, attempt - 1)) * (0.5 + rng.random() / 2)

@@ -24,9 +24,9 @@ from sync.agent import (
     Snapshot,
     TelemetryPolicy,
     Track,
-    backoff_s,
     distance_m,
 )
+from sync.protocol import backoff_s
 
 DECODERS = [p.decode_status, p.decode_office_status, p.decode_location, p.decode_health,
             p.decode_track, p.decode_chunk, p.decode_progress, p.decode_assignment,
