@@ -36,12 +36,12 @@ rig's control FIFO (``emulator_control = "DIR/control"`` in the script, or
 
 from __future__ import annotations
 
-import io
 import os
 import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -281,7 +281,7 @@ class HeadlessDriver:
             flow.add_photo(PhotoCapture(
                 jpeg=still.jpeg, width=w, height=h, quality_score=quality.score,
                 quality_threshold=PHOTO_THRESHOLD, below_threshold_reason=None,
-                captured_at=_now()))
+                captured_at=datetime.now(UTC)))
             self.say(f"  photo: quality {quality.score}/100"
                      f"{'' if quality.ok else ' - ' + quality.reason(self.lang)}")
         flow.accept_photo(visit.photo_reason or None)
@@ -341,12 +341,6 @@ def _missing(name: str) -> DeviceError:
     return DeviceError(name, "open", id=f"{name} tidak tersedia", en=f"{name} is not available")
 
 
-def _now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
-
-
 def fifo_writer(path: Path) -> Callable[[str], str]:
     """Send control lines to an emulated rig through its FIFO."""
 
@@ -387,6 +381,6 @@ def render_strokes(strokes: list[list[tuple[float, float, float]]], width: int =
     if not ok:
         raise JaranIjoError(id="Gagal membuat gambar tanda tangan",
                             en="Could not render the signature")
-    return io.BytesIO(png.tobytes()).getvalue()
+    return png.tobytes()
 
 

@@ -524,10 +524,7 @@ class OfficeReceiver:
         client, self.client = self.client, None
         self.connected = False
         if client is not None:
-            sock = client.socket()
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.close()
+            p.close_without_goodbye(client)
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:

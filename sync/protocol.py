@@ -35,6 +35,7 @@ Status(online=True, session=3, tst=1763880000, software='', reason='')
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -997,3 +998,15 @@ def backoff_s(attempt: int, base: float, cap: float, rng: random.Random) -> floa
     client in the same second.
     """
     return min(cap, base * 2.0 ** max(0, attempt - 1)) * (0.5 + rng.random() / 2)
+
+
+def close_without_goodbye(client: Any) -> None:
+    """Close a paho client's socket without a DISCONNECT packet.
+
+    A clean DISCONNECT makes the broker discard the last will; closing the
+    socket keeps it, so the peer learns (after the will delay) that we are gone.
+    """
+    sock = client.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()

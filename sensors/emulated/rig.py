@@ -66,23 +66,18 @@ class EmulatedRig:
 
     def __init__(self, directory: str | Path, *, fingerprint_baud: int = 57600,
                  control_fifo: bool = True) -> None:
-        from sensors.emulated.gnss import GnssEmulator
-        from sensors.emulated.modem import ModemEmulator
-        from sensors.emulated.zfm import ZfmEmulator
-
+        classes = device_classes()
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         state = self.directory / "state"
         state.mkdir(exist_ok=True)
-        self.devices: dict[str, Any] = {
-            "fingerprint": ZfmEmulator(self.directory / "fingerprint", baud=fingerprint_baud,
-                                       state_dir=state),
-            "gps": GnssEmulator(self.directory / "gps", baud=9600),
-            "modem": ModemEmulator(self.directory / "modem", baud=115200),
+        self.devices: dict[str, Emulator] = {
+            "fingerprint": classes["fingerprint"](self.directory / "fingerprint",
+                                                  baud=fingerprint_baud, state_dir=state),
+            "gps": classes["gps"](self.directory / "gps", baud=9600),
+            "modem": classes["modem"](self.directory / "modem", baud=115200),
+            "battery": classes["battery"](self.directory / "power_supply"),
         }
-        from sensors.emulated.battery import EmulatedPowerSupply
-
-        self.devices["battery"] = EmulatedPowerSupply(self.directory / "power_supply")
         self.control_path = self.directory / "control" if control_fifo else None
         self._fifo_thread: threading.Thread | None = None
         self._stopping = threading.Event()
