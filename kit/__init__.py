@@ -1,11 +1,6 @@
-"""The kit's core: domain model, recording workflow, vault, store, configuration, command line.
+"""The kit's runtime, above ``sync/`` (what it shares with the office) and ``sensors/`` (devices).
 
-Free of UI and hardware code: ``ui/`` and ``sensors/`` build on it.
+Configuration, the store, the PIN vault and officer session, provisioning,
+the recording workflow, the one visit controller that the kiosk and
+scripted visits both drive, and the agent (the kit's link to the office).
 """
-
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("jaranijo")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"

@@ -1,28 +1,19 @@
-"""``jaranijo``: the one command line for kits, technicians and the office.
+"""The kit's subcommands of ``jaranijo``: provision, officer, assignment, status, record, agent.
 
-Each subcommand is a thin shell over ``kit/``, ``sensors/``, ``sync/`` and
-``office/``. An expected fault prints one line (in the kit's language) and
-exits 2; only a bug prints a traceback.
+Thin shells over ``kit/``; :mod:`sync.cli` finds :func:`register` through
+the ``jaranijo.commands`` entry points and runs the chosen handler.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kit import __version__
 from kit.config import DEFAULT_CONFIG_PATH, KitConfig, load_config
-from kit.errors import JaranIjoError, ValidationError
-
-EXIT_FAULT = 2
-
-Handler = Callable[[argparse.Namespace], int]
-
+from sync.errors import ValidationError
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
@@ -58,85 +49,21 @@ class PinReader:
 # ---------------------------------------------------------------------------------------------
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from kit.demo import run_demo
-
-    return run_demo(headless=args.headless, keep=Path(args.keep) if args.keep else None,
-                    lang=args.lang)
-
-
 def cmd_record(args: argparse.Namespace) -> int:
-    from kit.headless import HeadlessDriver, fifo_writer, load_script
-    from sensors.devices import KitDevices
+    from kit.devices import KitDevices
+    from kit.scripted_visit import ScriptedVisits, fifo_writer, load_script
 
     config = read_config(args)
     script = load_script(Path(args.script))
     control = args.emulator_control or script.emulator_control
     devices = KitDevices.open(config)
     try:
-        driver = HeadlessDriver(config, devices, print, lang=args.lang,
+        driver = ScriptedVisits(config, devices, print, lang=args.lang,
                                 emulator_control=fifo_writer(Path(control)) if control else None)
         sealed = driver.run(script)
     finally:
         devices.close()
     print(f"{len(sealed)} record(s) sealed and queued for upload")
-    return 0
-
-
-def cmd_emulate(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from sensors.emulated.rig import EmulatedRig
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with EmulatedRig(Path(args.dir), fingerprint_baud=args.fingerprint_baud) as rig:
-        for name, path in rig.paths.items():
-            print(f"{name:<12} {path}")
-        print(f"{'control':<12} {rig.control_path}  (echo 'fingerprint unplug' > it)")
-        print("Running; Ctrl-C stops.", flush=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-    return 0
-
-
-def cmd_ui(args: argparse.Namespace) -> int:
-    from ui.app import run_kiosk
-
-    return run_kiosk(read_config(args), lang=args.lang if args.lang_given else None)
-
-
-def cmd_office_keygen(args: argparse.Namespace) -> int:
-    from kit.vault import OfficeKeys, fingerprint
-
-    directory = Path(args.dir)
-    keys = OfficeKeys.generate()
-    keys.save(directory)
-    print(f"Office keys written to {directory}/")
-    print(f"  seal key  {fingerprint(bytes(keys.seal_public))}  (kits encrypt records to it)")
-    print(f"  sign key  {fingerprint(bytes(keys.sign.verify_key))}  (signs assignments, commands)")
-    print("Give office-seal.pub and office-sign.pub to the technician who provisions kits.")
-    print("Keep office-*.key secret and backed up: without office-seal.key no record opens.")
-    return 0
-
-
-def cmd_office_open(args: argparse.Namespace) -> int:
-    import json
-
-    from kit.vault import KitPublicKeys, OfficeKeys
-    from office.records import open_record
-
-    office = OfficeKeys.load(Path(args.keys))
-    kit_public = KitPublicKeys.load(Path(args.kit_public))
-    header, recording = open_record(Path(args.file).read_bytes(), office,
-                                    lambda _kit_id: kit_public.sign)
-    summary = {"header": header, "outcome": str(recording.outcome),
-               "fingers": len(recording.fingers), "photo": recording.photo is not None}
-    print(json.dumps(summary, indent=2, default=str))
     return 0
 
 
@@ -170,8 +97,9 @@ def cmd_officer_add(args: argparse.Namespace) -> int:
 
 def cmd_assignment_import(args: argparse.Namespace) -> int:
     from kit.provision import open_vault
-    from kit.records import read_assignment_file, store_assignment
+    from kit.records import store_assignment
     from kit.store import Store
+    from sync.domain import read_assignment_file
 
     config = read_config(args)
     assignment = read_assignment_file(Path(args.file))
@@ -199,50 +127,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    from kit.agent import run_agent
+
+    return run_agent(config_path(args))
+
+
 # ---------------------------------------------------------------------------------------------
-# Parser
+# Parsers
 # ---------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jaranijo",
-        description="Jaran Ijo: home KTP-el recording kit (SI JARAN IJO, Disdukcapil "
-                    "Kabupaten Blitar) and its office link.",
-    )
-    parser.add_argument("--version", action="version", version=f"jaranijo {__version__}")
-    parser.add_argument("--config", help=f"kit configuration file (default: $JARANIJO_CONFIG "
-                                         f"or {DEFAULT_CONFIG_PATH})")
-    parser.add_argument("--lang", choices=("id", "en"), default=None,
-                        help="language of messages (default: id, or $JARANIJO_LANG)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("demo", help="run the whole system on emulated devices and narrate it")
-    p.add_argument("--headless", action="store_true", help="no kiosk window, even with a display")
-    p.add_argument("--keep", metavar="DIR", help="keep the demo's files in DIR (default: temp)")
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("ui", help="start the kiosk touchscreen UI from the kit configuration")
-    p.set_defaults(func=cmd_ui)
-
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the kit's commands to ``jaranijo``."""
     p = sub.add_parser("record", help="run a visit from a script file on the configured devices")
-    p.add_argument("--script", required=True, help="visit script (TOML); see kit/headless.py")
+    p.add_argument("--script", required=True,
+                   help="visit script (TOML); see kit/scripted_visit.py")
     p.add_argument("--emulator-control", metavar="FIFO",
                    help="an emulated rig's control FIFO, to tell the emulated sensor who is there")
     p.set_defaults(func=cmd_record)
-
-    p = sub.add_parser(
-        "emulate", help="run every emulated device on pseudo-terminals until interrupted",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Start the emulated fingerprint sensor, GNSS receiver, LTE modem and a\n"
-                    "battery (power_supply tree) in DIR. Point the kit configuration at\n"
-                    "DIR/fingerprint, DIR/gps, DIR/modem and DIR/power_supply.",
-        epilog=_emulate_epilog())
-    p.add_argument("--dir", required=True, help="folder for the device links (created)")
-    p.add_argument("--fingerprint-baud", type=int, default=57600,
-                   help="the emulated sensor's line rate (57600 or 115200)")
-    p.set_defaults(func=cmd_emulate)
 
     p = sub.add_parser("provision", help="create a kit's identity, keys, store and config")
     p.add_argument("--kit-id", required=True, help="e.g. blitar-kit-01 (also its MQTT user)")
@@ -272,55 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the kit holds (no personal data)")
     p.set_defaults(func=cmd_status)
 
-    office = sub.add_parser("office", help="office-side tools").add_subparsers(
-        dest="office_command", required=True, metavar="ACTION")
-    p = office.add_parser("keygen", help="create the office's seal and sign key pairs")
-    p.add_argument("--dir", required=True, help="folder for the key files (created)")
-    p.set_defaults(func=cmd_office_keygen)
-    p = office.add_parser("open", help="verify and open one sealed record file")
-    p.add_argument("file")
-    p.add_argument("--keys", required=True, help="folder with the office's secret keys")
-    p.add_argument("--kit-public", required=True, help="folder with the kit's public keys")
-    p.set_defaults(func=cmd_office_open)
-
-    from sync.cli import register as register_agent
-    from sync.cli import register_office
-
-    register_agent(sub)
-    register_office(office)
-
-    return parser
-
-
-def _emulate_epilog() -> str:
-    try:
-        from sensors.emulated.rig import controls_help
-    except ImportError:  # a broken install still gets the rest of --help
-        return ""
-    return ("Fault controls: write a line 'DEVICE CONTROL [ARGS]' to DIR/control, e.g.\n"
-            "  echo 'fingerprint unplug' > DIR/control\n\n" + controls_help())
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    chosen = args.lang or os.environ.get("JARANIJO_LANG")
-    args.lang_given = chosen in ("id", "en")
-    args.lang = chosen if args.lang_given else "id"
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    handler: Handler = args.func
-    try:
-        return handler(args)
-    except JaranIjoError as exc:
-        print(f"jaranijo: {exc.text(args.lang)}", file=sys.stderr)
-        return EXIT_FAULT
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    p = sub.add_parser(
+        "agent", help="run the kit agent: telemetry, record upload, assignments, commands",
+        description="The kit's link to the office (run by systemd as jaranijo-agent.service). "
+                    "Reads [kit], [mqtt], [devices] and the optional [agent] table of the "
+                    "kit configuration; stops cleanly on SIGTERM.")
+    p.set_defaults(func=cmd_agent)

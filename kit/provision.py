@@ -13,15 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from kit.config import KitConfig, config_from_dict, dump_config
-from kit.errors import ConfigError, ValidationError
 from kit.store import Store
-from kit.vault import (
-    Argon2Cost,
-    KitKeys,
-    OfficePublicKeys,
-    PinVault,
-    fingerprint,
-)
+from kit.vault import Argon2Cost, PinVault
+from sync.envelope import KitKeys, OfficePublicKeys, fingerprint
+from sync.errors import ConfigError, ValidationError
 
 KIT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,31}$")
 

@@ -10,37 +10,27 @@ in sealed to the office and signed by the kit, in one durable commit.
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 from typing import Any
 
 import cbor2
+from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from kit.domain import Assignment, Outcome, Recording, Target, TargetStatus
-from kit.errors import ValidationError
 from kit.store import Store, StoredRecord
-from kit.vault import DataKey, OfficePublicKeys, canonical, read_header, seal
+from kit.vault import DataKey, PinVault
+from sync import protocol as p
+from sync.domain import Assignment, Outcome, Recording, Target, TargetStatus
+from sync.envelope import RECORD_KIND, OfficePublicKeys, canonical, open_sealed, read_header, seal
+from sync.errors import JaranIjoError, ValidationError
 
-RECORD_KIND = "recording"
+log = logging.getLogger(__name__)
 
 # What a target's status becomes when its recording is sealed with an outcome.
 STATUS_FOR_OUTCOME = {
     Outcome.RECORDED: TargetStatus.RECORDED,
     Outcome.PARTIAL: TargetStatus.PARTIAL,
 }
-
-
-def read_assignment_file(path: Path) -> Assignment:
-    """An assignment from a JSON file, with a clear error for a missing or unreadable one."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError(id=f"{path} tidak dapat dibaca ({exc.__class__.__name__})",
-                              en=f"{path} cannot be read ({exc.__class__.__name__})",
-                              hint_id="Periksa jalur dan isi berkas",
-                              hint_en="Check the path and the file's content",
-                              code="file") from None
-    return Assignment.from_json(text)
 
 
 def store_assignment(store: Store, key: DataKey, assignment: Assignment) -> None:
@@ -109,3 +99,39 @@ def seal_recording(
         target_id=recording.target.id, target_status=str(status),
         outcome=str(recording.outcome), actor=actor,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Assignments the agent received sealed: opened at an officer's login
+# ---------------------------------------------------------------------------------------------
+
+
+def open_inbox(store: Store, data_key: DataKey, vault: PinVault,
+               office: OfficePublicKeys) -> list[str]:
+    """Open every assignment waiting sealed in the inbox and store it (encrypted) for the UI.
+
+    Needs an officer's unlocked data key: the kit's box key is a vault
+    secret. Returns the ids stored; one that fails to open is left in the
+    inbox with its error noted (``store.inbox(pending_only=True)``).
+    """
+    box = PrivateKey(vault.get_secret(data_key, "kit-box"))
+    opened_ids: list[str] = []
+    for row in store.inbox():
+        aid = row["assignment_id"]
+        try:
+            opened = open_sealed(bytes(row["envelope"]), recipient=box, sender=office.sign)
+            if opened.header.get("assignment_id") != aid or \
+                    opened.header.get("kind") != p.ASSIGNMENT_KIND:
+                raise p.ProtocolError("malformed", "envelope holds another assignment")
+            assignment = Assignment.from_canonical(opened.content)
+            if assignment.id != aid:
+                raise p.ProtocolError("malformed", "assignment id differs from its envelope")
+            store_assignment(store, data_key, assignment)
+            store.inbox_opened(aid, row["sealed_at"])
+            opened_ids.append(aid)
+            log.info("assignment %s opened and stored", aid)
+        except JaranIjoError as exc:
+            store.inbox_error(aid, exc.code)
+            store.audit("assignment_unopened", subject=aid, detail=exc.code)
+            log.warning("assignment %s cannot be opened: %s", aid, exc.text("en"))
+    return opened_ids

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kit.errors import VaultError
 from kit.store import Store
 from kit.vault import DataKey, PinVault
+from sync.errors import VaultError
 
 log = logging.getLogger(__name__)
 

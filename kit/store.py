@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlite_utils import Database, Migrations
 
-from kit.errors import StoreError
+from sync.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def m001_initial(db: Database) -> None:
 
 @migrations()
 def m002_sync_inbox_commands(db: Database) -> None:
-    # The agent's state for the office link (sync/agent.py): assignments received
+    # The agent's state for the office link (kit/agent): assignments received
     # still sealed (only an unlocked UI session can open them), and the ids of
     # office commands already received, so none runs twice.
     db.execute("""
@@ -367,7 +367,7 @@ class Store:
             [limit])]
 
 
-    # -- office link (sync/agent.py): outbox progress, inbox, command replay ------------
+    # -- office link (kit/agent): outbox progress, inbox, command replay ------------
     def outbox_summary(self) -> tuple[int, float | None, int]:
         """Records waiting for a receipt: how many, when the oldest was stored, total bytes."""
         row = self.conn.execute(

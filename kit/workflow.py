@@ -34,8 +34,11 @@ from typing import Any
 import cbor2
 from nacl.signing import SigningKey
 
-from kit import __version__
-from kit.domain import (
+from kit.records import seal_recording
+from kit.store import Store, StoredRecord
+from kit.vault import DataKey
+from sync import __version__
+from sync.domain import (
     FingerCapture,
     FingerException,
     FingerPosition,
@@ -48,10 +51,8 @@ from kit.domain import (
     Witness,
     uuid7,
 )
-from kit.errors import JaranIjoError, ValidationError
-from kit.records import seal_recording
-from kit.store import Store, StoredRecord
-from kit.vault import DataKey, OfficePublicKeys, canonical
+from sync.envelope import OfficePublicKeys, canonical
+from sync.errors import JaranIjoError, ValidationError
 
 log = logging.getLogger(__name__)
 

@@ -49,16 +49,9 @@ from nacl.signing import SigningKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from kit.errors import JaranIjoError, KeyFileError, StoreError
-from kit.vault import (
-    KitPublicKeys,
-    OfficeKeys,
-    fingerprint,
-    read_key_file,
-    seal,
-)
 from sync import protocol as p
-from sync.agent import no_delay
+from sync.envelope import KitPublicKeys, OfficeKeys, fingerprint, read_key_file, seal
+from sync.errors import JaranIjoError, KeyFileError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -508,7 +501,7 @@ class OfficeReceiver:
         try:
             client.connect(b.host, b.port, keepalive=b.keepalive_s, clean_start=False,
                            properties=props)
-            no_delay(client)
+            p.no_delay(client)
         except (OSError, ValueError) as exc:
             self._lost(f"cannot reach {b.host}:{b.port}: {exc}")
 

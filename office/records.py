@@ -11,10 +11,9 @@ from typing import Any
 
 from nacl.signing import VerifyKey
 
-from kit.domain import Recording
-from kit.errors import VaultError
-from kit.records import RECORD_KIND
-from kit.vault import OfficeKeys, open_sealed
+from sync.domain import Recording
+from sync.envelope import RECORD_KIND, OfficeKeys, open_sealed
+from sync.errors import VaultError
 
 
 def open_record(

@@ -40,10 +40,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from kit.errors import DeviceError
+from sensors.errors import DeviceError
 
 if TYPE_CHECKING:
-    from kit.config import BatterySection
+    from sensors.settings import BatterySection
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class SysfsBattery(Battery):
 
     >>> SysfsBattery("/nonexistent").read()  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    kit.errors.DeviceError: No battery information at /nonexistent. Set devices.battery.kind ...
+    sensors.errors.DeviceError: No battery information at /nonexistent. Set devices.battery.kind ...
     """
 
     def __init__(self, sysfs_dir: str | Path = "/sys/class/power_supply", name: str | None = None,

@@ -13,7 +13,7 @@ Three drivers sit behind one :class:`Camera` interface, chosen by
 Every driver gives RGB frames as numpy arrays of shape (height, width, 3),
 dtype uint8, and stills as JPEG bytes plus the array. Every call returns
 within the driver's ``timeout``; a camera that stops (ribbon loose, USB cable
-pulled) raises :class:`~kit.errors.DeviceError` naming the operation, and the
+pulled) raises :class:`~sensors.errors.DeviceError` naming the operation, and the
 next call opens it again, so the preview recovers by itself once the cable is
 back.
 
@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import cv2
 import numpy as np
 
-from kit.errors import DeviceError
 from sensors import Quality
+from sensors.errors import DeviceError
 
 if TYPE_CHECKING:
-    from kit.config import CameraSection
     from sensors.emulated.camera import CameraEmulator
+    from sensors.settings import CameraSection
 
 log = logging.getLogger(__name__)
 

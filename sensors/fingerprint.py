@@ -37,7 +37,7 @@ resident's fingerprint into the sensor's flash.
   sensor going quiet, and the fault is reported as the timeout it is.
 * It raises bare ``Exception`` with English text for protocol faults; those
   texts (pinned by ``pyfingerprint==1.5``) are mapped to
-  :class:`~kit.errors.DeviceError` with Indonesian and English messages that
+  :class:`~sensors.errors.DeviceError` with Indonesian and English messages that
   name the device, the operation and what to do next.
 * Its image download saves a file through Pillow. The file goes to a private
   directory in RAM (``/dev/shm`` or ``$XDG_RUNTIME_DIR``), never to the SD
@@ -103,11 +103,11 @@ import numpy as np
 import serial
 from pyfingerprint.pyfingerprint import PyFingerprint
 
-from kit.errors import DeviceError
 from sensors import Quality
+from sensors.errors import DeviceError
 
 if TYPE_CHECKING:
-    from kit.config import FingerprintSection
+    from sensors.settings import FingerprintSection
 
 log = logging.getLogger(__name__)
 

@@ -48,10 +48,10 @@ from typing import TYPE_CHECKING, Any
 import pynmea2
 import serial
 
-from kit.errors import DeviceError
+from sensors.errors import DeviceError
 
 if TYPE_CHECKING:
-    from kit.config import GnssSection
+    from sensors.settings import GnssSection
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ Three parts, wired to the BCM pin numbers in ``devices.gpio``:
   0.1 s off) when it failed, so the officer knows without looking.
 
 Off a Raspberry Pi there are no pins: creating a part raises
-:class:`~kit.errors.DeviceError`; :func:`open_gpio` instead returns None and
+:class:`~sensors.errors.DeviceError`; :func:`open_gpio` instead returns None and
 the reason, so the kit runs on without them (the screen has the same
 buttons). Tests use gpiozero's ``MockFactory``:
 
@@ -49,10 +49,10 @@ from typing import TYPE_CHECKING, Any
 import gpiozero
 from gpiozero.exc import GPIOZeroError
 
-from kit.errors import DeviceError
+from sensors.errors import DeviceError
 
 if TYPE_CHECKING:
-    from kit.config import GpioSection
+    from sensors.settings import GpioSection
 
 log = logging.getLogger(__name__)
 

@@ -51,10 +51,10 @@ from typing import TYPE_CHECKING, Any
 
 import serial
 
-from kit.errors import DeviceError
+from sensors.errors import DeviceError
 
 if TYPE_CHECKING:
-    from kit.config import ModemSection
+    from sensors.settings import ModemSection
 
 log = logging.getLogger(__name__)
 

@@ -36,11 +36,11 @@ Status(online=True, session=3, tst=1763880000, software='', reason='')
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import random
 import re
+import socket
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,8 +49,8 @@ import cbor2
 import nacl.exceptions
 from nacl.signing import SigningKey, VerifyKey
 
-from kit.errors import JaranIjoError
-from kit.vault import SIGN_DOMAIN, VaultError, canonical, fingerprint, read_header
+from sync.envelope import SIGN_DOMAIN, canonical, read_header
+from sync.errors import JaranIjoError, VaultError
 
 PROTOCOL_VERSION = 1
 ROOT = f"jaranijo-v{PROTOCOL_VERSION}"
@@ -959,38 +959,6 @@ def decode_result(payload: bytes) -> CommandResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def key_fingerprint(raw: bytes) -> str:
-    return fingerprint(raw)
-
-
-def mqtt_publish_size(topic_len: int, payload_len: int, qos: int, *,
-                      properties_len: int = 0) -> int:
-    """Bytes of one MQTT 5 PUBLISH packet, plus its PUBACK for QoS 1, on the TCP stream.
-
-    ``topic_len`` is the UTF-8 length of the topic name (0 when a topic
-    alias stands in for it); ``properties_len`` the encoded properties
-    (3 for a topic alias).
-    """
-    variable = 2 + topic_len + (2 if qos else 0)
-    remaining = variable + _varint_len(properties_len) + properties_len + payload_len
-    total = 1 + _varint_len(remaining) + remaining
-    if qos == 1:
-        total += 4  # PUBACK, reason code omitted on success
-    return total
-
-
-def _varint_len(n: int) -> int:
-    length = 1
-    while n >= 128:
-        n //= 128
-        length += 1
-    return length
-
-
 def backoff_s(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with jitter: about base, 2 base, 4 base ... capped, times 0.5-1.
 
@@ -998,6 +966,19 @@ def backoff_s(attempt: int, base: float, cap: float, rng: random.Random) -> floa
     client in the same second.
     """
     return min(cap, base * 2.0 ** max(0, attempt - 1)) * (0.5 + rng.random() / 2)
+
+
+def no_delay(client: Any) -> None:
+    """Switch Nagle's algorithm off on a paho client's socket (paho leaves it on).
+
+    The upload is a conversation of small packets (a chunk's PUBACK, the
+    office's confirmation); with Nagle on one side and delayed ACKs on the
+    other, each waits up to 40 ms (Linux) for nothing.
+    """
+    sock = client.socket()
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def close_without_goodbye(client: Any) -> None:

@@ -1,117 +1,388 @@
-"""Start the kiosk: ``jaranijo ui`` calls :func:`run_kiosk` with the kit's configuration.
+"""The kiosk's Kivy application: one window, the status bar, the screens, and the glue
+that runs slow work off the main thread and reports back on it.
 
-On a Raspberry Pi it opens full screen on the 7-inch panel (SDL2 KMS/DRM from the console,
-or under the kiosk's X/Wayland session) with the real camera, sensor and GPIO; on a desktop
-it opens an 800x480 (or 720x1280) window and works against the emulated devices the same
-configuration names. With an emulated rig already running (``jaranijo emulate --dir DIR``),
-pass ``emulator_control=fifo_writer(DIR / "control")`` so the emulated sensor knows which
-resident's finger is on the glass -- used only when the devices are emulated.
-
->>> from kit.config import load_config                        # doctest: +SKIP
->>> run_kiosk(load_config("/etc/jaranijo/kit.toml"), lang="id")  # doctest: +SKIP
+Import this only after :func:`ui.app.configure` (Kivy reads its Config when the
+window module is first imported, and the widgets here import it).
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import math
+import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from kit.config import KitConfig
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from kit.visit import VisitController
+from sensors.errors import DeviceError
+from sync.errors import Fault, JaranIjoError
+from ui.i18n import Table, tr
+from ui.screens.technician import RecentLog
 
 log = logging.getLogger(__name__)
 
-LANDSCAPE = (800, 480)   # official 7-inch display, landscape
-PORTRAIT = (720, 1280)   # 7-inch 720x1280 panels mounted upright
+STATUS_INTERVAL_S = 3.0
+IDLE_CHECK_S = 2.0
+DIAGONAL_MM = 7 * 25.4  # both official displays are 7-inch panels
+RECORDING_SCREENS = ("photo", "photo_approval", "fingerprints", "signature", "witness",
+                     "review")
 
 
-def configure(size: tuple[int, int] = LANDSCAPE, *, fullscreen: bool = False,
-              virtual_keyboard: bool = True) -> None:
-    """Set Kivy's Config; must run before anything imports ``kivy.core.window``."""
-    os.environ.setdefault("KIVY_NO_ARGS", "1")  # our command line is not Kivy's
-    os.environ.setdefault("KIVY_NO_FILELOG", "1")  # logs go to stdout/journald only
-    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
-    from kivy.config import Config
+class KioskApp(App):
+    """The kiosk. ``kiosk`` holds the kit (store, session, devices, recording); ``gpio`` the
+    capture button, status LED and buzzer (or None off a Pi)."""
 
-    Config.set("graphics", "width", str(size[0]))
-    Config.set("graphics", "height", str(size[1]))
-    Config.set("graphics", "resizable", "0")
-    Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
-    Config.set("graphics", "show_cursor", "0" if fullscreen else "1")
-    Config.set("kivy", "exit_on_escape", "0")
-    # An on-screen keyboard docked at the bottom for the few typed fields (witness, note).
-    Config.set("kivy", "keyboard_mode", "systemanddock" if virtual_keyboard else "system")
-    # Mouse clicks act as single touches (no red multitouch dots on a desktop).
-    Config.set("input", "mouse", "mouse,disable_multitouch")
+    lang = StringProperty("id")
+    t = ObjectProperty(Table("id"))
+    mm = NumericProperty(5.25)      # pixels per millimetre of glass
+    touch = NumericProperty(52.5)   # height of a touch target: 10 mm
+    font = NumericProperty(18.0)    # body text: 3.5 mm (about 10 pt)
+    portrait = BooleanProperty(False)
+    busy = BooleanProperty(False)
+
+    def __init__(self, kiosk: VisitController, *, lang: str = "id", gpio: Any = None,
+                 recent_log: RecentLog | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kiosk = kiosk
+        self.gpio = gpio
+        self.recent_log = recent_log or RecentLog()
+        self.lang = lang if lang in ("id", "en") else "id"
+        self.t = Table(self.lang)
+        self.title = tr("app.title")
+        self.on_capture_button: Callable[[], None] | None = None
+        self._busy_view: Any = None
+        self._busy_anim: Any = None
+        self._return_to: str | None = None
+        self._stop_status = threading.Event()
+        self.errors_shown: list[str] = []  # what the officer was told, for tests and the log
+
+    # -- building ---------------------------------------------------------------------------
+    def build(self) -> Any:
+        from ui.screens import (
+            fingerprints,
+            home,
+            login,
+            not_recorded,
+            paused,
+            photo,
+            photo_approval,
+            review,
+            sealed,
+            signature,
+            target,
+            technician,
+            witness,
+        )
+        from ui.widgets import StatusBar
+
+        self._resize(Window, Window.size)
+        Window.bind(size=self._resize)
+        Window.clearcolor = (0.06, 0.07, 0.09, 1)
+        Window.softinput_mode = "below_target"  # keep the field being typed in visible
+        root = BoxLayout(orientation="vertical")
+        self.status_bar = StatusBar()
+        root.add_widget(self.status_bar)
+        self.screens = ScreenManager(transition=NoTransition())
+        for screen in (login.LoginScreen(), home.HomeScreen(), target.TargetScreen(),
+                       not_recorded.NotRecordedScreen(), photo.PhotoScreen(),
+                       photo_approval.PhotoApprovalScreen(),
+                       fingerprints.FingerprintsScreen(), signature.SignatureScreen(),
+                       witness.WitnessScreen(), review.ReviewScreen(), sealed.SealedScreen(),
+                       paused.PausedScreen(), technician.TechnicianScreen()):
+            self.screens.add_widget(screen)
+        self.screens.bind(current=self._screen_changed)
+        root.add_widget(self.screens)
+        Window.bind(on_touch_down=self._touched)
+        if self.gpio is not None:
+            self.gpio.button.when_pressed = self._capture_pressed
+            self.gpio.led.show("idle")
+        Clock.schedule_interval(self._check_idle, IDLE_CHECK_S)
+        threading.Thread(target=self._status_loop, name="status", daemon=True).start()
+        return root
+
+    def on_stop(self) -> None:
+        self._stop_status.set()
+
+    def _resize(self, _window: Any, size: tuple[int, int]) -> None:
+        w, h = size
+        self.mm = math.hypot(w, h) / DIAGONAL_MM
+        self.touch = 10 * self.mm
+        self.font = 3.5 * self.mm
+        self.portrait = h > w
+
+    # -- text ----------------------------------------------------------------------------------
+    def tr(self, key: str, **values: object) -> str:
+        return tr(key, self.lang, **values)
+
+    def toggle_lang(self) -> None:
+        self.set_lang("en" if self.lang == "id" else "id")
+
+    def set_lang(self, lang: str) -> None:
+        self.lang = lang
+        self.t = Table(lang)
+        screen = self.screens.current_screen
+        if screen is not None and screen.name not in ("login", "technician"):
+            screen.refresh()
+
+    def error_text(self, exc: BaseException) -> str:
+        if isinstance(exc, Fault):
+            return exc.text(self.lang)
+        return (f"{self.tr('error.unexpected', kind=type(exc).__name__)}. "
+                f"{self.tr('error.unexpected_hint')}")
+
+    # -- navigation -------------------------------------------------------------------------
+    def go(self, name: str) -> None:
+        if self.screens.current == name:
+            self.screens.current_screen.refresh()
+        self.screens.current = name
+
+    def root_screen(self, name: str) -> Any:
+        return self.screens.get_screen(name)
+
+    def _screen_changed(self, _manager: Any, name: str) -> None:
+        state = f"screen:{name}"
+        threading.Thread(target=self._tell_agent, args=(state,), daemon=True).start()
+        if self.gpio is not None and name in ("home", "login"):
+            self.gpio.led.show("idle")
+
+    def _tell_agent(self, state: str) -> None:
+        try:
+            self.kiosk.set_ui_state(state)
+        except Exception:  # telemetry must never disturb the officer
+            log.debug("ui_state not written", exc_info=True)
+
+    def after_login(self) -> None:
+        target, self._return_to = self._return_to, None
+        if target is not None and self.kiosk.flow is not None:
+            self.go(target)
+        else:
+            self.go("home")
+
+    def lock(self) -> None:
+        self.kiosk.session.lock()
+        self._locked_screen()
+
+    def logout(self) -> None:
+        if self.kiosk.flow is not None:
+            self.kiosk.pause()
+        self.kiosk.session.logout()
+        self.root_screen("login").officer = ""
+        self.go("login")
+
+    def _locked_screen(self) -> None:
+        current = self.screens.current
+        if current in RECORDING_SCREENS:
+            self._return_to = current
+        login = self.root_screen("login")
+        self.go("login")
+        login.say(self.tr("login.locked"))
+
+    def enroll_finger(self) -> None:
+        """The logged-in officer enrols their own finger (two placements on the sensor),
+        so that a locked screen opens with it; the busy view says what to do next."""
+        cancel = threading.Event()
+
+        def prompt(step: str) -> None:
+            # Called on the worker thread by the sensor driver.
+            Clock.schedule_once(lambda _dt: self.busy_say(self.tr(f"enroll.{step}")))
+
+        def done(_position: int) -> None:
+            self.feedback(True)
+            self.notice(self.tr("enroll.done"), tone="go")
+
+        self.run_async(lambda: self.kiosk.enroll_fingerprint(cancel, prompt), done,
+                       busy=self.tr("enroll.place"), cancel=cancel)
+
+    def busy_say(self, text: str) -> None:
+        """Change what the open busy view asks of the officer (main thread)."""
+        if self._busy_view is not None:
+            self._busy_view.message = text
+
+    def show_target(self, target_id: str) -> None:
+        self.root_screen("target").target_id = target_id
+        self.go("target")
+
+    def start_recording(self, target_id: str, not_recorded: bool = False) -> None:
+        if not_recorded:
+            self.root_screen("not_recorded").target_id = target_id
+            self.go("not_recorded")
+            return
+        target = self.kiosk.row(target_id).target
+        lang = self.lang
+
+        def started(result: Any) -> None:
+            _flow, warnings = result
+            self.show_step()
+            if warnings:
+                items = "; ".join(c.message(self.lang) for c in warnings)
+                self.notice(self.tr("target.preflight_warn", items=items), tone="warn")
+
+        self.run_async(lambda: self.kiosk.start(target, lang), started)
+
+    def show_step(self, *_args: Any) -> None:
+        flow = self.kiosk.flow
+        if flow is None:
+            self.go("home")
+            return
+        self.go(str(flow.step))
+
+    def pause_recording(self) -> None:
+        flow = self.kiosk.flow
+        if flow is None:
+            return
+        paused = self.root_screen("paused")
+        paused.target_id, paused.who = flow.recording.target.id, flow.recording.target.name
+        self.act(self.kiosk.pause, lambda _r: self.go("paused"))
+
+    def sealed(self, stored: Any) -> None:
+        outcome = self.kiosk.last_outcome
+        self.kiosk.flow = None
+        screen = self.root_screen("sealed")
+        screen.show(outcome.label(self.lang) if outcome else "", stored.size)
+        self.feedback(True)
+        self.go("sealed")
+
+    # -- work off the main thread --------------------------------------------------------------
+    def run_async(self, fn: Callable[[], Any], done: Callable[[Any], None] | None = None, *,
+                  error: Callable[[BaseException], None] | None = None,
+                  busy: str | None = None, cancel: threading.Event | None = None) -> None:
+        """Run ``fn`` on a worker thread; ``done(result)`` or ``error(exc)`` on the main
+        thread. With ``busy``, a modal with a moving bar says what is happening."""
+        if busy is not None:
+            self._show_busy(busy, cancel)
+        self.busy = True
+
+        def work() -> None:
+            try:
+                result = fn()
+            except Exception as exc:  # reported on the main thread, in the officer's language
+                if not isinstance(exc, Fault):
+                    log.exception("kiosk task failed")
+                Clock.schedule_once(lambda _dt, e=exc: self._finish(busy, error, exc=e))
+                return
+            Clock.schedule_once(lambda _dt: self._finish(busy, done, result=result))
+
+        threading.Thread(target=work, name="kiosk-task", daemon=True).start()
+
+    def _finish(self, busy: str | None, callback: Any, *, result: Any = None,
+                exc: BaseException | None = None) -> None:
+        self.busy = False
+        if busy is not None:
+            self._hide_busy()
+        if exc is not None:
+            if callback is not None:
+                callback(exc)
+            else:
+                self.feedback(False)
+                self.show_error(exc)
+            return
+        if callback is not None:
+            callback(result)
+
+    def act(self, fn: Callable[[], Any], done: Callable[[Any], None] | None = None) -> None:
+        """A quick workflow call on the main thread (a draft write); errors are shown."""
+        try:
+            result = fn()
+        except (JaranIjoError, DeviceError) as exc:
+            self.feedback(False)
+            self.show_error(exc)
+            return
+        if done is not None:
+            done(result)
+
+    def _show_busy(self, message: str, cancel: threading.Event | None) -> None:
+        from ui.widgets import BusyView
+
+        self._hide_busy()
+        view = BusyView(message=message)
+        view.progress = 0
+        view.open(animation=False)
+        self._busy_view = view
+
+        def step(_dt: float) -> None:
+            view.progress = (view.progress + 4) % 100
+
+        self._busy_anim = Clock.schedule_interval(step, 1 / 20)
+        if self.gpio is not None:
+            self.gpio.led.show("busy")
+
+    def _hide_busy(self) -> None:
+        if self._busy_anim is not None:
+            self._busy_anim.cancel()
+            self._busy_anim = None
+        if self._busy_view is not None:
+            self._busy_view.dismiss(animation=False)
+            self._busy_view = None
+        if self.gpio is not None:
+            self.gpio.led.show("idle")
+
+    # -- telling the officer ---------------------------------------------------------------------
+    def show_error(self, exc: BaseException) -> None:
+        self.message(self.tr("error.title"), self.error_text(exc), tone="danger")
+
+    def notice(self, text: str, tone: str = "warn") -> None:
+        self.message(self.tr("app.title"), text, tone=tone)
+
+    def message(self, title: str, text: str, tone: str = "danger") -> None:
+        from ui.widgets import MessageView
+
+        self.errors_shown.append(text)
+        log.info("message shown (%s)", tone)
+        MessageView(title=title, message=text, tone=tone).open(animation=False)
+
+    def feedback(self, ok: bool) -> None:
+        """One beep for a good capture, three for a failure; the LED says the same."""
+        if self.gpio is None:
+            return
+        if ok:
+            self.gpio.buzzer.ok()
+            self.gpio.led.show("idle")
+        else:
+            self.gpio.buzzer.error()
+            self.gpio.led.show("error")
+
+    def led(self, pattern: str) -> None:
+        if self.gpio is not None:
+            self.gpio.led.show(pattern)
+
+    # -- GPIO, idle lock, status bar -----------------------------------------------------------
+    def _capture_pressed(self) -> None:
+        # Called in gpiozero's thread: hand over to the main thread.
+        Clock.schedule_once(lambda _dt: self._capture_on_main())
+
+    def _capture_on_main(self) -> None:
+        if self.on_capture_button is not None and not self.busy:
+            self.on_capture_button()
+
+    def _touched(self, *_args: Any) -> None:
+        self.kiosk.session.touch()
+
+    def _check_idle(self, _dt: float) -> None:
+        if self.kiosk.session.locked and self.screens.current not in ("login", "technician"):
+            self._locked_screen()
+
+    def _status_loop(self) -> None:
+        while not self._stop_status.is_set():
+            try:
+                snap = self.kiosk.status()
+            except Exception:  # a status read must never take the kiosk down
+                log.warning("status bar read failed", exc_info=True)
+            else:
+                Clock.schedule_once(lambda _dt, s=snap: self._show_status(s))
+            self._stop_status.wait(STATUS_INTERVAL_S)
+
+    def _show_status(self, snap: Any) -> None:
+        self.status_bar.show(snap, self.lang)
+        if snap.remote_lock and not self.kiosk.session.locked:
+            self.lock()
 
 
-def run_kiosk(config: KitConfig, *, lang: str | None = None,
-              emulator_control: Callable[[str], str] | None = None,
-              size: tuple[int, int] | None = None, fullscreen: bool | None = None,
-              devices: Any = None, gpio: Any = None,
-              disk_usage: Callable[[Path], Any] | None = None,
-              on_start: Callable[[Any], None] | None = None) -> int:
-    """Open the kiosk window and run until it is closed; returns an exit status.
-
-    ``lang`` defaults to ``kit.language``; ``size`` to 800x480 (ignored full screen);
-    ``fullscreen`` defaults to True on a console without X/Wayland (the Pi kiosk).
-    ``devices`` (a :class:`sensors.devices.KitDevices`) and ``gpio`` default to those the
-    configuration names (GPIO absent off a Pi: the screen has the same buttons).
-    ``on_start(app)`` runs once the window is up (tests drive the kiosk from it).
-    """
-    from kit.errors import JaranIjoError
-    from sensors.devices import KitDevices
-    from sensors.gpio import open_gpio
-    from ui.kiosk import Kiosk, RecentLog
-
-    if fullscreen is None:
-        fullscreen = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    configure(size or LANDSCAPE, fullscreen=fullscreen)
-    recent = RecentLog()
-    logging.getLogger().addHandler(recent)
-    own_devices = devices is None
-    if devices is None:
-        # The agent owns the GNSS and modem ports (two readers of one serial port would
-        # each get half the bytes); the kiosk gets the fix from it through the store.
-        devices = KitDevices.open(config, want=("camera", "fingerprint", "battery"))
-    own_gpio = gpio is None
-    if gpio is None:
-        gpio, problem = open_gpio(config.devices.gpio)
-        if problem is not None:
-            log.info("no GPIO: %s", problem.text("en"))
-    try:
-        kiosk = Kiosk(config, devices=devices, disk_usage=disk_usage,
-                      emulator_control=emulator_control if _emulated(config) else None)
-    except JaranIjoError as exc:
-        log.error("kiosk cannot start: %s", exc.text("en"))
-        print(exc.text(lang or config.kit.language))
-        return 2
-    from kivy.clock import Clock
-
-    from ui.shell import KioskApp
-
-    app = KioskApp(kiosk, lang=lang or config.kit.language, gpio=gpio, recent_log=recent)
-    if on_start is not None:
-        Clock.schedule_once(lambda _dt: on_start(app), 0.5)
-    try:
-        app.run()
-    finally:
-        kiosk.close()
-        if own_gpio and gpio is not None:
-            gpio.close()
-        if own_devices:
-            devices.close()
-        logging.getLogger().removeHandler(recent)
-    return 0
-
-
-def _emulated(config: KitConfig) -> bool:
-    """Emulated devices: the emulated camera, or a sensor port that is a pty link or
-    ``emulated`` (a real sensor sits on /dev/ttyUSB*, /dev/jaranijo/* or socket://)."""
-    port = config.devices.fingerprint.port
-    if config.devices.camera.kind == "emulated" or port == "emulated":
-        return True
-    path = Path(port)
-    return path.is_symlink() and os.readlink(path).startswith("/dev/pts/")
+Builder.load_string("")  # the kv rules load with their modules (ui.widgets, ui.screens.*)

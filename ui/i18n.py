@@ -4,7 +4,7 @@ kv rules read ``app.t["key"]``; Python code calls :func:`tr`. ``app.t`` is
 replaced as a whole when the officer switches language, so every label
 bound to it changes at once. Labels of domain values (fingers, outcomes,
 exceptions, statuses) come from the enums' own ``.label(lang)`` in
-:mod:`kit.domain`, and fault messages from ``JaranIjoError.text(lang)``, so
+:mod:`sync.domain`, and fault messages from ``JaranIjoError.text(lang)``, so
 this table never repeats them.
 
 >>> tr("home.title", "en")

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from kit.store import Store
-from kit.vault import Argon2Cost, KitKeys, OfficeKeys, PinVault, open_sealed, seal
+from kit.vault import Argon2Cost, PinVault
+from sync.envelope import KitKeys, OfficeKeys, open_sealed, seal
 
 RECORD_BYTES = 2 * 1024 * 1024
 REPEATS = 7

@@ -11,7 +11,7 @@ bytes per packet on top).
    report costs. Baseline, measured the same way: the same information as
    one plain OwnTracks location JSON per report (health fields as extra
    keys, MQTT 3.1.1, QoS 1, full topic each time, as the OwnTracks apps
-   publish). Per day: :class:`sync.agent.TelemetryPolicy` with the default
+   publish). Per day: :class:`kit.agent.TelemetryPolicy` with the default
    settings drives a simulated field day (below) and the measured sizes
    price its reports; the baseline sends its JSON at the same instants.
 2. **Records.** 200 sealed records (random content, ~120 kB each, like a
@@ -39,11 +39,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from kit.vault import seal
+from kit.agent import AgentSettings, NetworkReading, PowerReading, Snapshot, TelemetryPolicy
 from sensors.emulated.rig import EmulatedRig
 from sync import protocol as p
-from sync.agent import AgentSettings, NetworkReading, PowerReading, Snapshot, TelemetryPolicy
-from tests.integration.harness import KIT_A, MONITOR, LinkWorld, wait_for
+from sync.envelope import seal
+from tests.link.harness import KIT_A, MONITOR, LinkWorld, wait_for
 
 TCPIP = 52  # IPv4 20 + TCP 20 + timestamp option 12, per segment
 RECORDS = 200
@@ -408,7 +408,7 @@ def seal_all(contents: list[tuple[str, bytes]], office_seal: Any,
 
 
 def report_upload(root: Path) -> None:
-    from kit.vault import KitKeys, OfficeKeys
+    from sync.envelope import KitKeys, OfficeKeys
 
     rng = random.Random(9)
     contents = [(f"0193a2c4-0000-7000-8000-{i:012d}",

@@ -19,17 +19,17 @@ import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kit.domain import SAMPLE_ASSIGNMENT_PATH, Assignment, FingerPosition, PhotoCapture
-from kit.headless import render_strokes, synthetic_signature
+from kit.devices import KitDevices
 from kit.provision import open_vault, provision_kit
 from kit.records import store_assignment
+from kit.scripted_visit import render_strokes, synthetic_signature
 from kit.store import Store
-from kit.vault import OfficeKeys, OfficePublicKeys, load_kit_sign_key
 from kit.workflow import KitContext, RecordingFlow
 from sensors.camera import PHOTO_THRESHOLD, assess_photo
-from sensors.devices import KitDevices
 from sensors.emulated.rig import EmulatedRig
 from sensors.fingerprint import wire_seconds
+from sync.domain import SAMPLE_ASSIGNMENT_PATH, Assignment, FingerPosition, PhotoCapture
+from sync.envelope import OfficeKeys, OfficePublicKeys, load_kit_sign_key
 
 SOP_BUDGET_S = 30 * 60
 

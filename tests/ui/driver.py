@@ -35,8 +35,8 @@ def main() -> int:
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
     from kit.config import load_config
-    from kit.headless import fifo_writer
-    from ui.app import run_kiosk
+    from kit.scripted_visit import fifo_writer
+    from ui.launch import run_kiosk
 
     width, height = (int(v) for v in args.size.split("x"))
     outcome: dict[str, Any] = {"ok": False}

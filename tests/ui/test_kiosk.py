@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from kit.domain import FingerException, FingerPosition, Outcome
 from kit.store import Store
 from office.records import open_record
+from sync.domain import FingerException, FingerPosition, Outcome
 from tests.ui.conftest import SHOTS, run_scenario
 
 pytestmark = pytest.mark.timeout(300)

@@ -12,7 +12,7 @@ import numpy as np
 from kivy.clock import mainthread
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
-from kit.domain import FingerException, FingerPosition
+from sync.domain import FingerException, FingerPosition
 from ui.i18n import tr
 from ui.screens.base import KioskScreen, load_kv
 from ui.widgets import ChoiceView

@@ -6,7 +6,7 @@ from typing import Any
 
 from kivy.properties import StringProperty
 
-from kit.domain import TargetStatus
+from sync.domain import TargetStatus
 from ui.screens.base import KioskScreen, load_kv
 from ui.widgets import BigButton
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from kivy.properties import StringProperty
 
-from kit.domain import Outcome
 from kit.workflow import NOT_RECORDED
+from sync.domain import Outcome
 from ui.screens.base import KioskScreen, load_kv
 from ui.widgets import BigButton
 

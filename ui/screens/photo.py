@@ -12,7 +12,8 @@ import numpy as np
 from kivy.clock import Clock, mainthread
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
-from kit.errors import JaranIjoError
+from sensors.errors import DeviceError
+from sync.errors import JaranIjoError
 from ui.screens.base import KioskScreen, load_kv
 
 HINT_INTERVAL_S = 0.5  # the face check costs ~30 ms a frame: run it twice a second
@@ -67,14 +68,14 @@ class PhotoScreen(KioskScreen):
 
         try:
             camera = self.kiosk.camera()
-        except JaranIjoError as exc:
+        except (JaranIjoError, DeviceError) as exc:
             self._hint(exc.text(self.app.lang), False)
             return
         next_hint = 0.0
         while not self._stop.is_set():
             try:
                 frame = camera.preview_frame()
-            except JaranIjoError as exc:
+            except (JaranIjoError, DeviceError) as exc:
                 self._hint(exc.text(self.app.lang), False)
                 self._stop.wait(1.0)
                 continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kivy.properties import BooleanProperty, StringProperty
 
-from kit.domain import TargetStatus
+from sync.domain import TargetStatus
 from ui.screens.base import KioskScreen, load_kv
 
 DONE = ("recorded", "partial", "not_recorded")

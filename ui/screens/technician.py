@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import collections
+import logging
 from typing import Any
 
 from kivy.properties import BooleanProperty, StringProperty
 
 from ui.screens.base import KioskScreen, load_kv
+
+
+class RecentLog(logging.Handler):
+    """The last ``size`` log lines, for the technician menu (logs carry no personal data)."""
+
+    def __init__(self, size: int = 200) -> None:
+        super().__init__(logging.INFO)
+        self.lines: collections.deque[str] = collections.deque(maxlen=size)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                            "%H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a log line must never break the kiosk
+            self.handleError(record)
 
 
 class TechnicianScreen(KioskScreen):

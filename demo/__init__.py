@@ -1,0 +1,364 @@
+"""``jaranijo demo``: the whole system on emulated devices, narrated step by step.
+
+A throwaway office and kit in a temporary folder (or ``--keep DIR``): the
+office makes its keys, the emulated devices come up on pseudo-terminals, a
+real Mosquitto starts on loopback, a technician provisions the kit, the
+office receiver and the kit agent connect (the office sees the kit's
+location, battery and signal), the office sends a sealed and signed
+assignment of invented residents of Desa Papungan (Kanigoro), an officer
+logs in and opens it, and the headless driver walks a visit with three
+residents through the real drivers: one recorded fully, one with two
+amputated fingers who cannot sign, one who refuses. The agent uploads the
+sealed records, the office stores them and sends receipts, opens them, and
+the kit shows it cannot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from kit.provision import open_vault, provision_kit
+from kit.scripted_visit import ScriptedVisits, Visit, VisitScript
+from kit.store import Store
+from kit.workflow import describe
+from office.records import open_record
+from sync.domain import SAMPLE_ASSIGNMENT_PATH, Assignment
+from sync.envelope import OfficeKeys, OfficePublicKeys, open_sealed, read_header
+from sync.errors import JaranIjoError, VaultError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``demo`` to ``jaranijo`` (:mod:`sync.cli` finds this through its entry points)."""
+    p = sub.add_parser("demo", help="run the whole system on emulated devices and narrate it")
+    p.add_argument("--headless", action="store_true", help="no kiosk window, even with a display")
+    p.add_argument("--keep", metavar="DIR", help="keep the demo's files in DIR (default: temp)")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(headless=args.headless, keep=Path(args.keep) if args.keep else None,
+                    lang=args.lang)
+
+
+OFFICER, PIN = "P-0001", "482913"
+KIT_ID = "blitar-kit-01"
+# The agent's timers shortened so the demo shows a report every few seconds.
+DEMO_AGENT = {"poll_s": 1.0, "interval_moving_s": 5.0, "interval_idle_s": 10.0,
+              "min_interval_s": 1.0, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0,
+              "keepalive_s": 10, "will_delay_s": 5, "upload_stall_s": 5.0,
+              "retry_base_s": 1.0, "retry_max_s": 5.0}
+DEMO_BAUD = 115200  # the sensor set to its faster rate: 3.5 s per fingerprint image
+
+
+class Narrator:
+    def __init__(self) -> None:
+        self.n = 0
+        self.started = time.monotonic()
+
+    def step(self, title: str) -> None:
+        self.n += 1
+        print(f"\n[{time.monotonic() - self.started:6.1f}s] {self.n}. {title}", flush=True)
+
+    def say(self, text: str) -> None:
+        print(textwrap.indent(text, "     "), flush=True)
+
+
+@contextlib.contextmanager
+def workspace(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="jaranijo-demo-") as tmp:
+        yield Path(tmp)
+
+
+def run_demo(*, headless: bool, keep: Path | None, lang: str) -> int:
+    interactive = not headless and bool(os.environ.get("DISPLAY")
+                                        or os.environ.get("WAYLAND_DISPLAY"))
+    tell = Narrator()
+    with workspace(keep) as root, contextlib.ExitStack() as stack:
+        tell.step("Office: create the office's seal and sign key pairs")
+        office_dir = root / "office" / "keys"
+        office = OfficeKeys.generate()
+        office.save(office_dir)
+        tell.say(f"office keys in {office_dir}")
+
+        tell.step("Emulated devices come up on pseudo-terminals")
+        from sensors.emulated.rig import EmulatedRig
+
+        rig = EmulatedRig(root / "devices", fingerprint_baud=DEMO_BAUD)
+        rig.start()
+        stack.callback(rig.stop)
+        for name, path in rig.paths.items():
+            target = os.readlink(path) if path.is_symlink() else "(folder)"
+            tell.say(f"{name:<12} {path} -> {target}")
+
+        tell.step("Mosquitto starts on 127.0.0.1: one user per kit, an ACL per kit")
+        from office.broker import LocalBroker
+        from sync import protocol as proto
+
+        passwords = {KIT_ID: secrets.token_urlsafe(12), proto.OFFICE_USER:
+                     secrets.token_urlsafe(12)}
+        broker = LocalBroker(root / "broker", passwords)
+        broker.start()
+        stack.callback(broker.stop)
+        tell.say(f"broker on port {broker.port}, users {', '.join(passwords)}")
+        return _visit(tell, root, office, rig, broker, passwords, stack, lang, interactive)
+
+
+def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any,
+           passwords: dict[str, str], stack: contextlib.ExitStack, lang: str,
+           interactive: bool) -> int:
+    from kit.devices import KitDevices
+    from kit.records import open_inbox
+    from office.receiver import (
+        BrokerSettings,
+        KitDirectory,
+        OfficeDb,
+        OfficeKeysForLink,
+        OfficeReceiver,
+        seal_assignment,
+    )
+    from sync import protocol as proto
+
+    paths = rig.paths
+    tell.step(f"Technician: provision kit {KIT_ID} (keys, store, first officer, broker login)")
+    password_file = root / "kit" / "mqtt-password"
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    password_file.write_text(passwords[KIT_ID] + "\n")
+    password_file.chmod(0o600)
+    provisioned = provision_kit(
+        kit_id=KIT_ID, data_dir=root / "kit", office_public=root / "office" / "keys",
+        officer=OFFICER, pin=PIN,
+        settings={
+            "kit": {"language": lang},
+            "mqtt": {"host": "127.0.0.1", "port": broker.port, "username": KIT_ID,
+                     "password_file": str(password_file)},
+            "devices": {
+                "fingerprint": {"port": str(paths["fingerprint"]), "baud": DEMO_BAUD},
+                "gnss": {"port": str(paths["gps"])},
+                "modem": {"port": str(paths["modem"])},
+                "battery": {"kind": "sysfs", "sysfs_dir": str(paths["power_supply"])},
+                "camera": {"kind": "emulated"},
+            },
+            "agent": DEMO_AGENT,
+        })
+    tell.say("\n".join(provisioned.summary()))
+    config = provisioned.config
+    kits_dir = root / "office" / "kits"
+    provisioned.kit_keys.public.save(kits_dir / KIT_ID)
+    tell.say(f"kit public keys registered at the office in {kits_dir / KIT_ID}")
+
+    tell.step("The office receiver and the kit agent connect")
+    office_db = root / "office" / "office.db"
+    receiver = OfficeReceiver(OfficeDb.open(office_db), OfficeKeysForLink.load(
+        root / "office" / "keys"), KitDirectory(kits_dir), BrokerSettings(
+        host="127.0.0.1", port=broker.port, password=passwords[proto.OFFICE_USER],
+        reconnect_min_s=0.2, reconnect_max_s=2.0))
+    thread = threading.Thread(target=receiver.serve, name="office", daemon=True)
+    thread.start()
+    stack.callback(thread.join, 10)
+    stack.callback(receiver.stop)
+    agent_log = root / "kit" / "agent.log"
+    with open(agent_log, "ab") as log_file:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "sync.cli", "--config", str(config.source), "agent"],
+            stdout=log_file, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    stack.callback(_stop_process, agent)
+    _wait(lambda: receiver.connected, 15, "the office receiver to connect")
+    tell.say(f"office receiver connected; agent running as pid {agent.pid} "
+             f"(log {agent_log})")
+    seen = _wait(lambda: _office_kit(office_db, KIT_ID), 30,
+                 "the kit's first location and health at the office")
+    where, health = json.loads(seen["location"]), json.loads(seen["health"])
+    tell.say(f"office sees {KIT_ID} {'online' if seen['online'] else 'offline'} at "
+             f"{where['lat']:.5f}, {where['lon']:.5f} (OwnTracks location), battery "
+             f"{where.get('batt')}%")
+    tell.say("health: " + ", ".join(f"{k}={v}" for k, v in sorted(health.items())
+                                    if v is not None))
+
+    tell.step("Office: the assignment for Desa Papungan (invented residents) goes to the kit")
+    assignment = Assignment.from_json(SAMPLE_ASSIGNMENT_PATH.read_text(encoding="utf-8"))
+    assignment.validate()
+    envelope, sealed_at = seal_assignment(assignment.to_canonical(), assignment.id, KIT_ID,
+                                          provisioned.kit_keys.public, office.sign)
+    db = OfficeDb.open(office_db)
+    db.queue_assignment(KIT_ID, assignment.id, sealed_at, envelope)
+    db.close()
+    tell.say(f"{len(assignment.targets)} targets, visit {assignment.visit_date}; sealed to the "
+             f"kit's box key and signed by the office ({len(envelope)} bytes)")
+    _wait(lambda: _inbox(config), 30, "the assignment in the kit's inbox")
+    tell.say("the agent verified the office signature and kept it sealed in the inbox "
+             "(it cannot open it without an officer)")
+
+    with Store.open(config.store_path) as store:
+        vault = open_vault(config, store)
+        tell.step("Officer logs in: a wrong PIN first, then the right one")
+        try:
+            vault.unlock(OFFICER, "000000")
+        except VaultError as exc:
+            tell.say(f"kiosk says: {exc.text(lang)}")
+        key = vault.unlock(OFFICER, PIN)
+        tell.say("unlocked: the officers' data key is in memory")
+        opened = open_inbox(store, key, vault, OfficePublicKeys.load(config.keys_dir))
+        key.forget()
+        tell.say(f"assignment {', '.join(opened)} opened and stored, every name, NIK and "
+                 f"address encrypted under the data key")
+
+    tell.step("Kit devices open through their real drivers (the agent holds GNSS and modem)")
+    devices = KitDevices.open(config, want=("camera", "fingerprint", "battery"))
+    try:
+        for name in ("camera", "fingerprint", "battery"):
+            problem = devices.missing(lang).get(name)
+            tell.say(f"{name:<12} {'ready' if problem is None else 'MISSING: ' + problem}")
+        fix = devices.gnss_fix()
+        if fix is not None:
+            tell.say(f"GNSS fix from the agent: {fix.lat:.5f}, {fix.lon:.5f} "
+                     f"+/- {fix.accuracy_m:.0f} m, {fix.satellites} satellites")
+        if devices.battery is not None:
+            status = devices.battery.read()
+            tell.say(f"battery {status.percent:.0f}%, {status.status}")
+        if devices.fingerprint is not None:
+            tell.say(f"fingerprint sensor: {devices.identities()['fingerprint']}")
+
+        if interactive:
+            devices.close()
+            tell.step("Bedside visits by touch: the kiosk opens on the emulated devices")
+            tell.say(f"Log in as officer {OFFICER} with PIN {PIN}, pick a resident and follow "
+                     "the screens (the emulated resident places each finger by themself). "
+                     "Close the window to let the office receive what you sealed.")
+            from ui.launch import run_kiosk
+
+            run_kiosk(config, lang=lang, emulator_control=rig.control_line)
+            sealed = []
+            return _after_visits(tell, config, office, provisioned, assignment, office_db,
+                                 sealed, lang)
+        tell.step("Bedside visits (the headless driver drives the same API as the kiosk)")
+        script = VisitScript(officer=OFFICER, pin=PIN, assignment=assignment.id, visits=[
+            Visit(target=1, witness={"name": "Sulastri", "role": "perangkat desa",
+                                     "consent": True}),
+            Visit(target=2, exceptions={4: "amputated", 5: "amputated"},
+                  cannot_sign="kedua tangan lemah (stroke)",
+                  witness={"name": "Sunarti", "role": "anak kandung", "consent": True}),
+            Visit(target=3, outcome="refused", note="keluarga menolak perekaman hari ini"),
+        ])
+        driver = ScriptedVisits(config, devices, tell.say, lang=lang,
+                                emulator_control=rig.control_line)
+        sealed = driver.run(script)
+    finally:
+        devices.close()
+    return _after_visits(tell, config, office, provisioned, assignment, office_db, sealed, lang)
+
+
+def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: Any,
+                  assignment: Assignment, office_db: Path, sealed: list[Any],
+                  lang: str) -> int:
+    from office.receiver import OfficeDb
+
+    tell.step("What the kit holds now")
+    with Store.open(config.store_path) as store:
+        rows = {t["id"]: t for t in store.targets(assignment.id)}
+        for n, target in enumerate(assignment.targets, start=1):
+            row = rows[target.id]
+            reason = f" ({row['outcome']})" if row["status"] == "not_recorded" else ""
+            tell.say(f"resident {n}: {row['status']}{reason}")
+    db_bytes = config.store_path.read_bytes()
+    wal = Path(f"{config.store_path}-wal")
+    db_bytes += wal.read_bytes() if wal.exists() else b""
+    leaks = [t for t in assignment.targets for secret in (t.name, t.nik)
+             if secret.encode() in db_bytes]
+    tell.say(f"byte search of kit.db and its WAL for every name and NIK: "
+             f"{'FOUND ' + str(len(leaks)) if leaks else 'none found'}")
+
+    tell.step("The agent uploads the sealed records; the office stores them and sends receipts")
+    with Store.open(config.store_path) as store:
+        ids = [s.id for s in sealed] or store.record_ids()
+    _wait(lambda: _outbox_empty(config), 60, "the kit's outbox to empty")
+    db = OfficeDb.open(office_db)
+    try:
+        for record_id in ids:
+            row = db.record(KIT_ID, record_id)
+            tell.say(f"record {record_id}: at the office ({row['size'] if row else '?'} bytes), "
+                     f"receipt received, payload deleted from the kit")
+        blobs = [db.record_blob(KIT_ID, record_id) for record_id in ids]
+    finally:
+        db.close()
+
+    tell.step("Office opens the sealed records; the kit cannot")
+    kit_public = provisioned.kit_keys.public
+    for blob in blobs:
+        if blob is None:
+            tell.say("a record is missing at the office")
+            continue
+        header = read_header(blob)
+        _, recording = open_record(blob, office, lambda _kit: kit_public.sign)
+        summary = describe(recording)
+        tell.say(f"record {header['record_id']}: {summary['outcome']}; photo {summary['photo']}"
+                 f", {summary['fingers_captured']} fingerprints, exceptions "
+                 f"{summary['finger_exceptions'] or 'none'}, signature {summary['signature']}, "
+                 f"GNSS {'yes' if recording.gnss else 'no'}")
+        try:
+            open_sealed(blob, recipient=provisioned.kit_keys.box, sender=kit_public.sign)
+        except JaranIjoError as exc:
+            tell.say(f"  with the kit's own key: {exc.text(lang)}")
+    tell.step("Done")
+    return 0
+
+
+def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise JaranIjoError(id=f"Demo: menunggu {what} terlalu lama",
+                                en=f"Demo: gave up waiting for {what}", code="demo_timeout")
+        time.sleep(0.2)
+
+
+def _office_kit(db_path: Path, kit_id: str) -> dict[str, Any] | None:
+    from office.receiver import OfficeDb
+
+    db = OfficeDb.open(db_path)
+    try:
+        row = db.kit(kit_id)
+    finally:
+        db.close()
+    return row if row and row.get("location") and row.get("health") else None
+
+
+def _inbox(config: Any) -> bool:
+    with Store.open(config.store_path, check=False) as store:
+        return bool(store.inbox())
+
+
+def _outbox_empty(config: Any) -> bool:
+    with Store.open(config.store_path, check=False) as store:
+        return not store.outbox()
+
+
+def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

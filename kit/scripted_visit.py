@@ -1,0 +1,380 @@
+"""The headless driver: a whole visit from a small script, on the configured devices.
+
+``jaranijo record --script FILE`` runs it; the demo and the tests use it. It
+drives exactly the API the kiosk drives (:mod:`kit.workflow`), against the
+real drivers (on emulated or real devices), and prints what happens.
+
+A script is TOML::
+
+    officer = "P-0001"
+    pin = "482913"                 # or pin_env = "OFFICER_PIN"
+    assignment = "first"           # an assignment id, or "first"
+
+    [[visit]]
+    target = 1                     # position in the assignment (1-based) or a target id
+    # outcome: "record" (default: recorded, or partial if something is missing),
+    # or a not-recorded outcome: refused, not_home, deceased, moved, unfit, not_found, other
+    outcome = "record"
+    photo_scene = "good"           # emulated camera only: good, dark, blurred, ...
+    photo_reason = ""              # needed when the photo stays below the threshold
+    fingers = [1, 2]               # which fingers to capture (default: all ten)
+    exceptions = { 4 = "amputated", 5 = "amputated" }
+    cannot_sign = ""               # a reason instead of a signature
+    witness = { name = "Sulastri", role = "perangkat desa", consent = true }
+    pause_at = ""                  # pause at this step and stop (a draft remains)
+
+    [[visit]]
+    target = 3
+    outcome = "refused"
+    note = "keluarga menolak"
+
+On a bench with real devices the driver asks a person to place each finger;
+with emulated devices it tells the emulated sensor who is there through the
+rig's control FIFO (``emulator_control = "DIR/control"`` in the script, or
+``--emulator-control``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from kit.config import KitConfig
+from kit.devices import KitDevices
+from kit.provision import open_vault
+from kit.records import load_assignment
+from kit.store import Store, StoredRecord
+from kit.workflow import (
+    KitContext,
+    RecordingFlow,
+    Step,
+    WorkflowSettings,
+    describe,
+    preflight,
+    require_storable,
+)
+from sensors.errors import DeviceError
+from sync.domain import Assignment, FingerException, FingerPosition, Outcome, PhotoCapture, Target
+from sync.envelope import OfficePublicKeys, load_kit_sign_key
+from sync.errors import JaranIjoError, ValidationError
+
+Say = Callable[[str], None]
+
+VISIT_KEYS = {"target", "outcome", "note", "photo_scene", "photo_reason", "fingers",
+              "exceptions", "cannot_sign", "witness", "pause_at", "resume", "approve_photo"}
+SCRIPT_KEYS = {"officer", "pin", "pin_env", "assignment", "emulator_control", "visit"}
+
+
+@dataclass
+class Visit:
+    target: int | str
+    outcome: str = "record"
+    note: str = ""
+    photo_scene: str = "good"
+    photo_reason: str = ""
+    fingers: list[int] = field(default_factory=lambda: [int(p) for p in FingerPosition])
+    exceptions: dict[int, str] = field(default_factory=dict)
+    cannot_sign: str = ""
+    witness: dict[str, Any] = field(default_factory=lambda: {
+        "name": "Pendamping desa", "role": "perangkat desa", "consent": True})
+    pause_at: str = ""
+    resume: bool = False
+    approve_photo: bool = True
+
+
+@dataclass
+class VisitScript:
+    officer: str
+    pin: str
+    assignment: str
+    visits: list[Visit]
+    emulator_control: str = ""
+
+
+def _bad(path: Path, what: str) -> ValidationError:
+    return ValidationError(id=f"{path}: {what}", en=f"{path}: {what}",
+                           hint_id="Perbaiki skrip kunjungan", hint_en="Fix the visit script",
+                           code="script")
+
+
+def load_script(path: Path) -> VisitScript:
+    """Read and check a visit script; a clear error names the file and what is wrong."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _bad(path, "file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise _bad(path, f"invalid TOML ({exc})") from None
+    unknown = set(raw) - SCRIPT_KEYS
+    if unknown:
+        raise _bad(path, f"unknown key(s) {sorted(unknown)}")
+    pin = raw.get("pin") or os.environ.get(str(raw.get("pin_env", "")), "")
+    if not raw.get("officer") or not pin:
+        raise _bad(path, "'officer' and 'pin' (or 'pin_env') are required")
+    visits = []
+    for n, item in enumerate(raw.get("visit", []), start=1):
+        if not isinstance(item, dict) or "target" not in item:
+            raise _bad(path, f"visit {n} needs a 'target'")
+        unknown = set(item) - VISIT_KEYS
+        if unknown:
+            raise _bad(path, f"visit {n}: unknown key(s) {sorted(unknown)}")
+        try:
+            visit = Visit(**{k: v for k, v in item.items() if k != "exceptions"})
+            visit.exceptions = {int(k): str(v) for k, v in item.get("exceptions", {}).items()}
+            for position in [*visit.fingers, *visit.exceptions]:
+                FingerPosition(int(position))
+            for name in visit.exceptions.values():
+                FingerException(name)
+            if visit.outcome != "record":
+                Outcome(visit.outcome)
+            if visit.pause_at:
+                Step(visit.pause_at)
+        except (TypeError, ValueError) as exc:
+            raise _bad(path, f"visit {n}: {exc}") from None
+        visits.append(visit)
+    if not visits:
+        raise _bad(path, "no [[visit]] in the script")
+    return VisitScript(officer=str(raw["officer"]), pin=str(pin),
+                       assignment=str(raw.get("assignment", "first")), visits=visits,
+                       emulator_control=str(raw.get("emulator_control", "")))
+
+
+class ScriptedVisits:
+    """Runs visit scripts through the workflow on the kit's devices."""
+
+    def __init__(self, config: KitConfig, devices: KitDevices, say: Say = print, *,
+                 emulator_control: Callable[[str], str] | None = None,
+                 lang: str = "id", settings: WorkflowSettings | None = None) -> None:
+        self.config = config
+        self.devices = devices
+        self.say = say
+        self.emulator_control = emulator_control
+        self.lang = lang
+        self.settings = settings or WorkflowSettings()
+
+    def run(self, script: VisitScript) -> list[StoredRecord]:
+        if script.emulator_control and self.emulator_control is None:
+            self.emulator_control = fifo_writer(Path(script.emulator_control))
+        sealed: list[StoredRecord] = []
+        with Store.open(self.config.store_path, create=False) as store:
+            vault = open_vault(self.config, store)
+            data_key = vault.unlock(script.officer, script.pin)
+            self.say(f"officer {script.officer} unlocked the kit")
+            try:
+                assignment = self._assignment(store, data_key, script.assignment)
+                ctx = KitContext(
+                    store=store, data_key=data_key,
+                    signer=load_kit_sign_key(self.config.keys_dir),
+                    office=OfficePublicKeys.load(self.config.keys_dir),
+                    kit_id=self.config.kit.id, officers=[script.officer],
+                    settings=self.settings, gnss_fix=self.devices.gnss_fix,
+                    devices=self.devices.identities)
+                missing = self.devices.missing(self.lang)
+                present: dict[str, str | None] = {
+                    n: missing.get(n) for n in ("camera", "fingerprint", "battery")}
+                present["gnss"] = None if self.devices.gnss_fix() is not None else (
+                    "tidak ada posisi GNSS" if self.lang == "id" else "no GNSS fix")
+                checks = preflight(self.config.data_dir,
+                                   battery_percent=self.devices.battery_percent(),
+                                   devices=present)
+                for check in checks:
+                    self.say(f"  pre-flight {'ok  ' if check.ok else 'WARN'} "
+                             f"{check.message(self.lang)}")
+                require_storable(checks)
+                for visit in script.visits:
+                    target = _pick_target(assignment, visit.target)
+                    number = assignment.targets.index(target) + 1
+                    stored = self.visit(ctx, target, visit, label=f"resident {number}")
+                    if stored is not None:
+                        sealed.append(stored)
+            finally:
+                data_key.forget()
+        return sealed
+
+    @staticmethod
+    def _assignment(store: Store, key: Any, wanted: str) -> Assignment:
+        ids = [a["id"] for a in store.assignments()]
+        if not ids:
+            raise ValidationError(id="Belum ada penugasan di kit",
+                                  en="There is no assignment on the kit",
+                                  hint_id="Impor atau terima penugasan dulu",
+                                  hint_en="Import or receive an assignment first",
+                                  code="no_assignment")
+        return load_assignment(store, key, ids[0] if wanted == "first" else wanted)
+
+    # -- one visit ----------------------------------------------------------------------------
+    def visit(self, ctx: KitContext, target: Target, visit: Visit,
+              label: str = "resident") -> StoredRecord | None:
+        if visit.resume:
+            draft = next((d for d in ctx.store.drafts() if d["target_id"] == target.id), None)
+            if draft is None:
+                raise ValidationError(id="Tidak ada draf untuk dilanjutkan",
+                                      en="No draft to resume for this target", code="no_draft")
+            flow = RecordingFlow.resume(ctx, draft["recording_id"])
+            self.say(f"{label}: resumed at step {flow.step}")
+        else:
+            if any(d["target_id"] == target.id for d in ctx.store.drafts()):
+                raise ValidationError(
+                    id="Ada draf rekaman untuk warga ini: lanjutkan (resume) atau buang dulu",
+                    en="A draft recording exists for this resident: resume it or discard it",
+                    hint_id="Tambahkan resume = true pada kunjungan ini",
+                    hint_en="Add resume = true to this visit", code="draft_exists")
+            flow = RecordingFlow.start(ctx, target)
+            self.say(f"{label}: recording {flow.recording.id} started")
+        if visit.outcome not in ("record",):
+            stored = flow.not_recorded(Outcome(visit.outcome), visit.note)
+            self.say(f"{label}: not recorded ({visit.outcome}), sealed {stored.size} bytes")
+            return stored
+        steps = {
+            Step.PHOTO: lambda: self._photo(flow, visit),
+            Step.PHOTO_APPROVAL: lambda: flow.approve_photo(visit.approve_photo),
+            Step.FINGERPRINTS: lambda: self._fingers(flow, target, visit),
+            Step.SIGNATURE: lambda: self._signature(flow, visit),
+            Step.WITNESS: lambda: flow.set_witness(str(visit.witness.get("name", "")),
+                                                   str(visit.witness.get("role", "")),
+                                                   bool(visit.witness.get("consent", False))),
+        }
+        while flow.step != Step.REVIEW:
+            self.say(f"{label}: at step {flow.step}")
+            if visit.pause_at and flow.step == Step(visit.pause_at):
+                flow.pause()
+                self.say(f"{label}: paused at {flow.step} (draft kept, encrypted)")
+                return None
+            steps[flow.step]()
+        summary = describe(flow.recording)
+        stored = flow.seal()
+        self.say(f"{label}: sealed {stored.size} bytes (sha256 {stored.sha256[:12]}...): "
+                 f"{flow.recording.outcome}, {summary['fingers_captured']} fingers, "
+                 f"exceptions {summary['finger_exceptions'] or 'none'}, "
+                 f"signature {summary['signature']}")
+        return stored
+
+    def _photo(self, flow: RecordingFlow, visit: Visit) -> None:
+        camera = self.devices.camera
+        if camera is None:
+            raise self.devices.problems.get("camera") or _missing("camera")
+        if self.devices.camera_emulator is not None:
+            self.devices.camera_emulator.control("scene", visit.photo_scene)
+            time.sleep(2.5 / max(1.0, self.config.devices.camera.fps))  # let new frames come
+        from sensors.camera import PHOTO_THRESHOLD, assess_photo
+
+        for _ in range(2):  # best of two stills
+            still = camera.capture()
+            assessment = assess_photo(still.rgb)
+            quality = assessment.quality
+            h, w = still.rgb.shape[:2]
+            flow.add_photo(PhotoCapture(
+                jpeg=still.jpeg, width=w, height=h, quality_score=quality.score,
+                quality_threshold=PHOTO_THRESHOLD, below_threshold_reason=None,
+                captured_at=datetime.now(UTC)))
+            self.say(f"  photo: quality {quality.score}/100"
+                     f"{'' if quality.ok else ' - ' + quality.reason(self.lang)}")
+        flow.accept_photo(visit.photo_reason or None)
+
+    def _fingers(self, flow: RecordingFlow, target: Target, visit: Visit) -> None:
+        for position, exception in visit.exceptions.items():
+            if FingerPosition(position) not in flow.recording.fingers:
+                flow.finger_exception(FingerPosition(position), FingerException(exception),
+                                      note="" if exception != "other" else "lihat catatan")
+                self.say(f"  finger {position}: exception {exception}")
+        wanted = [FingerPosition(p) for p in visit.fingers if p not in visit.exceptions]
+        sensor = self.devices.fingerprint
+        while (position := flow.next_finger()) is not None:
+            if position not in wanted:
+                flow.finger_exception(position, FingerException.OTHER,
+                                      note="tidak direkam atas keputusan petugas")
+                continue
+            if sensor is None:
+                raise self.devices.problems.get("fingerprint") or _missing("fingerprint")
+            if self.emulator_control is not None:
+                self.emulator_control(f"fingerprint person {target.id}")
+                self.emulator_control(f"fingerprint finger {int(position)}")
+            else:
+                self.say(f"  place finger {int(position)} ({position.label(self.lang)})")
+            started = time.monotonic()
+            sensor.wait_for_finger()
+            image = sensor.capture()
+            quality = sensor.quality(image)
+            kept = flow.add_finger(position, image.png, quality.score)
+            self.say(f"  finger {int(position)} ({position.label('en')}): quality "
+                     f"{quality.score}/100 in {time.monotonic() - started:.1f} s"
+                     f"{' (accepted low quality)' if kept.low_quality_accepted else ''}")
+            if self.emulator_control is not None:
+                self.emulator_control("fingerprint lift")
+        flow.next()
+
+    def _signature(self, flow: RecordingFlow, visit: Visit) -> None:
+        if visit.cannot_sign:
+            flow.cannot_sign(visit.cannot_sign)
+            self.say(f"  signature: cannot sign ({visit.cannot_sign})")
+            return
+        strokes = synthetic_signature()
+        flow.sign(strokes, render_strokes(strokes))
+        self.say(f"  signature: {sum(len(s) for s in strokes)} points")
+
+
+def _pick_target(assignment: Assignment, wanted: int | str) -> Target:
+    if isinstance(wanted, int):
+        if not 1 <= wanted <= len(assignment.targets):
+            raise ValidationError(id=f"Sasaran nomor {wanted} tidak ada",
+                                  en=f"There is no target number {wanted}", code="target")
+        return assignment.targets[wanted - 1]
+    return assignment.target(wanted)
+
+
+def _missing(name: str) -> DeviceError:
+    return DeviceError(name, "open", id=f"{name} tidak tersedia", en=f"{name} is not available")
+
+
+def fifo_writer(path: Path) -> Callable[[str], str]:
+    """Send control lines to an emulated rig through its FIFO."""
+
+    def send(line: str) -> str:
+        with open(path, "w", encoding="utf-8") as fifo:
+            fifo.write(line + "\n")
+        time.sleep(0.05)  # the rig applies it before the next command reaches the device
+        return line
+
+    return send
+
+
+def synthetic_signature(seed: int = 7) -> list[list[tuple[float, float, float]]]:
+    """A plausible hand-written flourish: two strokes of time-stamped points (x, y in 0..1)."""
+    rng = np.random.default_rng(seed)
+    strokes, t = [], 0.0
+    for stroke in range(2):
+        points = []
+        for i in range(40):
+            x = 0.1 + 0.8 * i / 39
+            y = 0.5 + 0.25 * np.sin(i / 5 + stroke) + rng.normal(0, 0.01)
+            t += 0.015
+            points.append((round(float(x), 4), round(float(y), 4), round(t, 3)))
+        strokes.append(points)
+        t += 0.3
+    return strokes
+
+
+def render_strokes(strokes: list[list[tuple[float, float, float]]], width: int = 600,
+                   height: int = 200) -> bytes:
+    """Draw strokes in black on white and return PNG bytes (what the office prints)."""
+    canvas = np.full((height, width), 255, np.uint8)
+    for stroke in strokes:
+        pts = np.array([[int(x * width), int(y * height)] for x, y, _ in stroke], np.int32)
+        if len(pts) > 1:
+            cv2.polylines(canvas, [pts], False, 0, thickness=3, lineType=cv2.LINE_AA)
+    ok, png = cv2.imencode(".png", canvas)
+    if not ok:
+        raise JaranIjoError(id="Gagal membuat gambar tanda tangan",
+                            en="Could not render the signature")
+    return png.tobytes()
+
+

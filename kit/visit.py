@@ -1,0 +1,419 @@
+"""What the kiosk screens call: the kit's store, the officer session, the devices, the recording.
+
+This is glue, not rules: every decision (what a step needs, which finger is
+next, when a poor finger is accepted, what sealing stores) is made by
+:mod:`kit.workflow` and :mod:`kit.session`; this class only combines them
+with the devices the way :class:`kit.scripted_visit.ScriptedVisits` does, so the
+screens stay thin and the headless driver and the kiosk cannot drift apart.
+
+Nothing here touches Kivy: the blocking calls (a fingerprint download, a
+photo, sealing) are plain functions the app runs on a worker thread.
+
+>>> kiosk = VisitController(config)                          # doctest: +SKIP
+>>> kiosk.login("P-0001", "482913")                # doctest: +SKIP
+>>> flow = kiosk.start(kiosk.assignment.targets[0])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from nacl import pwhash
+from nacl.exceptions import InvalidkeyError
+
+from kit.config import KitConfig
+from kit.provision import open_vault
+from kit.records import load_assignment
+from kit.scripted_visit import render_strokes
+from kit.session import OfficerSession
+from kit.store import Store, StoredRecord
+from kit.workflow import (
+    Check,
+    DraftInfo,
+    KitContext,
+    RecordingFlow,
+    WorkflowSettings,
+    drafts,
+    preflight,
+    require_storable,
+)
+from sensors import Quality
+from sensors.errors import DeviceError
+from sync.domain import Assignment, FingerCapture, FingerPosition, Outcome, PhotoCapture, Target
+from sync.envelope import OfficePublicKeys, load_kit_sign_key
+from sync.errors import ValidationError
+
+log = logging.getLogger(__name__)
+
+# The technician menu's PIN until the configuration carries one (proposed key:
+# [ui] technician_pin_hash, an Argon2id string from nacl.pwhash.str; empty = this default).
+# The menu shows no personal data: self-test, device identities, log lines, language.
+DEFAULT_TECHNICIAN_PIN = "246810"
+
+DiskUsage = Callable[[Path], Any]
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """One line of the home list: the target, its status, and its paused draft if any."""
+
+    number: int
+    target: Target
+    status: str
+    draft: DraftInfo | None
+
+
+@dataclass(frozen=True)
+class StatusSnapshot:
+    """What the status bar shows, read off the main thread."""
+
+    battery_percent: float | None
+    charging: bool
+    signal_bars: int | None
+    operator: str | None
+    gnss_accuracy_m: float | None
+    outbox: int
+    remote_lock: bool
+
+
+@dataclass(frozen=True)
+class FingerResult:
+    kept: FingerCapture
+    quality: Quality
+    image_png: bytes
+
+
+class VisitController:
+    """The kit as the kiosk sees it. ``devices`` is a :class:`kit.devices.KitDevices`
+    (opened by the app off the main thread); ``emulator_control`` tells an emulated rig who
+    is at the fingerprint sensor (only with emulated devices); ``disk_usage`` is
+    :func:`shutil.disk_usage` unless a test or bench gives another view of the data disk."""
+
+    def __init__(self, config: KitConfig, *, devices: Any = None,
+                 emulator_control: Callable[[str], str] | None = None,
+                 settings: WorkflowSettings | None = None,
+                 disk_usage: DiskUsage | None = None,
+                 technician_pin_hash: bytes | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.devices = devices
+        self.emulator_control = emulator_control
+        self.settings = settings or WorkflowSettings()
+        self.disk_usage = disk_usage or shutil.disk_usage
+        self.clock = clock
+        configured = config.ui.technician_pin_hash.encode()
+        self._tech_hash = technician_pin_hash or configured or pwhash.argon2id.str(
+            DEFAULT_TECHNICIAN_PIN.encode(), opslimit=pwhash.argon2id.OPSLIMIT_MIN,
+            memlimit=pwhash.argon2id.MEMLIMIT_MIN)
+        self.store = Store.open(config.store_path, create=False)
+        self.session = OfficerSession(open_vault(config, self.store), self.store,
+                                      idle_lock_minutes=config.security.idle_lock_minutes)
+        self.assignment: Assignment | None = None
+        self.flow: RecordingFlow | None = None
+        self.last_sealed: StoredRecord | None = None
+        self.last_outcome: Outcome | None = None
+        self._status_store: Store | None = None
+
+    def close(self) -> None:
+        if self.session.officer is not None:
+            self.session.logout()
+        self.store.close()
+        if self._status_store is not None:
+            self._status_store.close()
+
+    # -- officers ---------------------------------------------------------------------------
+    def officers(self) -> list[str]:
+        return self.store.key_slot_ids()
+
+    def login(self, officer: str, pin: str) -> None:
+        """PIN login (the vault counts wrong PINs and locks out); then the day's assignment."""
+        self.session.login(officer, pin)
+        self.store.audit("kiosk_login", actor=officer)
+        self.open_inbox()
+        if self.store.status("ui_lock", {}).get("locked"):
+            self.store.set_status("ui_lock", {"locked": False, "cleared_by": officer,
+                                              "at": self.clock()})
+        self.load_assignment()
+
+    def open_inbox(self) -> list[str]:
+        """Open assignments the agent received sealed (only an unlocked session can)."""
+        from kit.records import open_inbox
+        from sync.envelope import OfficePublicKeys
+
+        if not self.store.inbox():
+            return []
+        return open_inbox(self.store, self.session.data_key, self.session.vault,
+                          OfficePublicKeys.load(self.config.keys_dir))
+
+    def can_use_fingerprint_login(self) -> bool:
+        """A locked session whose key is still held, an enrolled finger, and a sensor."""
+        return (self.session.officer is not None and bool(self.session.fingerprint_map())
+                and self.devices is not None and self.devices.fingerprint is not None)
+
+    def login_by_fingerprint(self, cancel: threading.Event) -> str:
+        sensor = self._sensor()
+        return self.session.unlock_by_fingerprint(
+            lambda: sensor.identify_officer(timeout=20.0, cancel=cancel))
+
+    def enroll_fingerprint(self, cancel: threading.Event,
+                           prompt: Callable[[str], None] = lambda _step: None) -> int:
+        """Enrol the logged-in officer's own finger for unlocking a locked screen.
+
+        Two impressions of the same finger on the glass (``prompt`` hears ``"place"``,
+        ``"lift"``, ``"place-again"`` as the sensor needs them); the sensor keeps the
+        template, the store only which position belongs to which officer. Returns the
+        template position. On an emulated rig the emulator is told that this officer's
+        right index finger is on the glass, as :meth:`capture_finger` does for residents.
+        """
+        sensor = self._sensor()
+        officer = self.session.officer
+        control = self.emulator_control if officer is not None else None
+        if control is not None:
+            control(f"fingerprint person officer-{officer}")
+            control(f"fingerprint finger {int(FingerPosition.RIGHT_INDEX)}")
+        try:
+            return self.session.enroll_fingerprint(
+                lambda: sensor.enroll_officer(timeout=20.0, cancel=cancel, prompt=prompt))
+        finally:
+            if control is not None:
+                control("fingerprint lift")
+
+    def technician_pin_ok(self, pin: str) -> bool:
+        try:
+            return bool(pwhash.verify(self._tech_hash, pin.encode()))
+        except InvalidkeyError:
+            self.store.audit("technician_pin_refused")
+            return False
+
+    # -- the day's work -----------------------------------------------------------------------
+    def load_assignment(self) -> Assignment | None:
+        """Today's assignment, or the next one to come, or the latest (officers check dates)."""
+        rows = self.store.assignments()
+        if not rows:
+            self.assignment = None
+            return None
+        today = date.fromtimestamp(self.clock()).isoformat()
+        upcoming = [r for r in rows if r["visit_date"] >= today]
+        chosen = (upcoming or rows[-1:])[0]
+        self.assignment = load_assignment(self.store, self.session.data_key, chosen["id"])
+        return self.assignment
+
+    def drafts(self) -> tuple[list[DraftInfo], list[DraftInfo]]:
+        return drafts(self.store, self.clock(), self.settings)
+
+    def rows(self, query: str = "") -> list[TargetRow]:
+        """The assignment's targets in office order, filtered by name, NIK, hamlet or street."""
+        if self.assignment is None:
+            return []
+        status = {r["id"]: r["status"] for r in self.store.targets(self.assignment.id)}
+        live, _ = self.drafts()
+        by_target = {d.target_id: d for d in live}
+        words = query.lower().split()
+        rows = []
+        for n, target in enumerate(self.assignment.targets, start=1):
+            haystack = " ".join([target.name, target.nik, target.address.dusun,
+                                 target.address.street, target.address.desa]).lower()
+            if all(w in haystack for w in words):
+                rows.append(TargetRow(n, target, status.get(target.id, "pending"),
+                                      by_target.get(target.id)))
+        return rows
+
+    def row(self, target_id: str) -> TargetRow:
+        for row in self.rows():
+            if row.target.id == target_id:
+                return row
+        raise ValidationError(id="Sasaran tidak ada dalam penugasan",
+                              en="Target is not in the assignment", code="target_missing")
+
+    # -- starting a recording ---------------------------------------------------------------
+    def context(self) -> KitContext:
+        officer = self.session.officer
+        if officer is None:
+            raise ValidationError(id="Masuk dulu", en="Log in first", code="locked")
+        devices = self.devices
+        return KitContext(
+            store=self.store, data_key=self.session.data_key,
+            signer=load_kit_sign_key(self.config.keys_dir),
+            office=OfficePublicKeys.load(self.config.keys_dir),
+            kit_id=self.config.kit.id, officers=[officer], settings=self.settings,
+            gnss_fix=devices.gnss_fix if devices is not None else (lambda: None),
+            devices=devices.identities if devices is not None else dict, clock=self.clock)
+
+    def preflight(self, lang: str) -> list[Check]:
+        devices = self.devices
+        missing = devices.missing(lang) if devices is not None else {}
+        return preflight(self.config.data_dir,
+                         battery_percent=devices.battery_percent() if devices else None,
+                         devices={n: missing.get(n) for n in ("camera", "fingerprint", "gnss",
+                                                             "battery")},
+                         now=self.clock(), disk_usage=self.disk_usage)
+
+    def start(self, target: Target, lang: str) -> tuple[RecordingFlow, list[Check]]:
+        """Pre-flight (refuses only when a record could not be stored), then a new recording
+        or the paused one of this target."""
+        checks = self.preflight(lang)
+        require_storable(checks)
+        row = self.row(target.id)
+        ctx = self.context()
+        if row.draft is not None:
+            self.flow = RecordingFlow.resume(ctx, row.draft.recording_id)
+        else:
+            self.flow = RecordingFlow.start(ctx, target)
+            self.store.set_target_status(target.id, "in_progress")
+        return self.flow, [c for c in checks if not c.ok]
+
+    def require_flow(self) -> RecordingFlow:
+        if self.flow is None:
+            raise ValidationError(id="Tidak ada rekaman yang sedang berjalan",
+                                  en="No recording in progress", code="no_flow")
+        return self.flow
+
+    def pause(self) -> None:
+        flow = self.require_flow()
+        flow.pause()
+        self.flow = None
+
+    # -- photo ---------------------------------------------------------------------------------
+    def camera(self) -> Any:
+        if self.devices is None or self.devices.camera is None:
+            problem = self.devices.problems.get("camera") if self.devices else None
+            raise problem or DeviceError("camera", "open", id="Kamera tidak tersedia",
+                                         en="The camera is not available",
+                                         hint_id="Periksa kabel kamera",
+                                         hint_en="Check the camera cable")
+        return self.devices.camera
+
+    def take_photo(self) -> tuple[PhotoCapture, Any]:
+        """A still, judged; the workflow keeps the best so far. Returns (kept, assessment)."""
+        from sensors.camera import PHOTO_THRESHOLD, assess_photo
+
+        flow = self.require_flow()
+        still = self.camera().capture()
+        assessment = assess_photo(still.rgb)
+        h, w = still.rgb.shape[:2]
+        kept = flow.add_photo(PhotoCapture(
+            jpeg=still.jpeg, width=w, height=h, quality_score=assessment.quality.score,
+            quality_threshold=PHOTO_THRESHOLD, below_threshold_reason=None,
+            captured_at=datetime.now(UTC)))
+        return kept, assessment
+
+    # -- fingerprints --------------------------------------------------------------------------
+    def _sensor(self) -> Any:
+        if self.devices is None or self.devices.fingerprint is None:
+            problem = self.devices.problems.get("fingerprint") if self.devices else None
+            raise problem or DeviceError("fingerprint", "open",
+                                         id="Sensor sidik jari tidak tersedia",
+                                         en="The fingerprint sensor is not available",
+                                         hint_id="Periksa kabel USB sensor",
+                                         hint_en="Check the sensor's USB cable")
+        return self.devices.fingerprint
+
+    def capture_finger(self, position: FingerPosition, cancel: threading.Event,
+                       progress: Callable[[int, int], None],
+                       waiting: Callable[[], None] = lambda: None) -> FingerResult | None:
+        """One attempt at ``position``: wait for the finger, download, judge, keep the best.
+        None when ``cancel`` was set while waiting."""
+        flow = self.require_flow()
+        sensor = self._sensor()
+        if self.emulator_control is not None:
+            self.emulator_control(f"fingerprint person {flow.recording.target.id}")
+            self.emulator_control(f"fingerprint finger {int(position)}")
+        waiting()
+        try:
+            if not sensor.wait_for_finger(cancel=cancel):
+                return None
+            image = sensor.capture(progress)
+        finally:
+            if self.emulator_control is not None:
+                self.emulator_control("fingerprint lift")
+        quality = sensor.quality(image)
+        kept = flow.add_finger(position, image.png, quality.score)
+        return FingerResult(kept, quality, image.png)
+
+    # -- signature, sealing ------------------------------------------------------------------
+    def sign(self, strokes: list[list[tuple[float, float, float]]]) -> None:
+        self.require_flow().sign(strokes, render_strokes(strokes))
+
+    def seal(self) -> StoredRecord:
+        flow = self.require_flow()
+        stored = flow.seal()
+        self.last_sealed, self.last_outcome = stored, flow.recording.outcome
+        return stored
+
+    def not_recorded(self, target_id: str, outcome: Any, note: str, lang: str) -> StoredRecord:
+        """Close a target without biometrics (its paused draft, if any, goes into it)."""
+        flow, _warnings = self.start(self.row(target_id).target, lang)
+        stored = flow.not_recorded(outcome, note)
+        self.flow = None
+        self.last_sealed, self.last_outcome = stored, flow.recording.outcome
+        return stored
+
+    # -- status bar and technician -------------------------------------------------------------
+    def status(self) -> StatusSnapshot:
+        """Battery, signal, GNSS, outbox, remote lock: cheap reads for the status bar.
+
+        Runs on the status thread with its own database connection, so it never waits on a
+        write the main thread has open."""
+        if self._status_store is None:
+            self._status_store = Store.open(self.config.store_path, create=False, check=False)
+        store = self._status_store
+        devices = self.devices
+        percent, charging = None, False
+        if devices is not None and devices.battery is not None:
+            try:
+                reading = devices.battery.read()
+                percent, charging = reading.percent, bool(reading.charging)
+            except DeviceError:
+                pass
+        accuracy = None
+        if devices is not None:
+            # The agent's fix, shared through the store (or the kiosk's own receiver
+            # when a test or a bench gives it one).
+            fix = devices.gnss_fix(timeout=0.0)
+            accuracy = None if fix is None else fix.accuracy_m
+        modem = store.status("modem")
+        bars = operator = None
+        if isinstance(modem, dict):
+            operator = modem.get("operator")
+            bars = _bars(modem.get("rssi_dbm"), modem.get("bars"))
+        lock = store.status("ui_lock", {})
+        return StatusSnapshot(percent, charging, bars, operator, accuracy, len(store.outbox()),
+                              isinstance(lock, dict) and bool(lock.get("locked")))
+
+    def set_ui_state(self, state: str) -> None:
+        """Tell the agent which screen is up (it reports it in telemetry; no personal data)."""
+        if self._status_store is not None:
+            self._status_store.set_status("ui_state", state[:32])
+
+    def self_test(self, lang: str) -> list[tuple[bool, str]]:
+        """Pre-flight checks plus the store's integrity, as (ok, message) lines."""
+        lines = [(c.ok, c.message(lang)) for c in self.preflight(lang)]
+        integrity = self.store.integrity_check()
+        lines.append((integrity == "ok", f"kit.db: {integrity}"))
+        return lines
+
+    def device_info(self) -> list[str]:
+        devices = self.devices
+        if devices is None:
+            return []
+        out = [f"{k}: {v}" for k, v in devices.identities().items()]
+        out += [f"{k}: {v}" for k, v in devices.missing("en").items()]
+        return out
+
+
+def _bars(rssi_dbm: Any, bars: Any) -> int | None:
+    """0-4 bars from RSSI (3GPP TS 27.007 range -113...-51 dBm) unless the agent gave bars."""
+    if isinstance(bars, int):
+        return max(0, min(4, bars))
+    if isinstance(rssi_dbm, (int, float)):
+        return int(np.clip((rssi_dbm + 113) / 62 * 4 + 0.5, 0, 4))
+    return None
