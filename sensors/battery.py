@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Protocol
 from sensors.errors import DeviceError
 
 if TYPE_CHECKING:
-    from sensors.settings import BatterySection
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,18 @@ class ChargeRate:
         return None
 
 
-class Battery(ABC):
-    """A battery that can be read; every read returns within a second or raises DeviceError."""
+class Battery(Protocol):
+    """What the kit needs of a battery: a reading within a second, or DeviceError."""
+
+    source: str
+
+    def read(self) -> BatteryStatus: ...
+
+    def close(self) -> None: ...
+
+
+class BatteryBase(ABC):
+    """What every battery driver shares: the charge-rate estimate of the time left."""
 
     source: str = ""
 
@@ -169,7 +179,7 @@ class Battery(ABC):
             left = None
         return replace(status, minutes_left=left)
 
-    def __enter__(self) -> Battery:
+    def __enter__(self) -> BatteryBase:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -181,7 +191,7 @@ class Battery(ABC):
 # ---------------------------------------------------------------------------------------------
 
 
-class SysfsBattery(Battery):
+class SysfsBattery(BatteryBase):
     """A battery the Linux kernel reports under ``sysfs_dir`` (``/sys/class/power_supply``).
 
     ``name`` picks one supply (``BAT0``); None picks the first supply of type
@@ -364,7 +374,7 @@ def percent_from_voltage(voltage_v: float, cells: int) -> float:
     return round(min(100.0, max(0.0, percent)), 1)
 
 
-class Ina219Battery(Battery):
+class Ina219Battery(BatteryBase):
     """A Waveshare UPS HAT: an INA219 on I2C measuring the pack's voltage and current.
 
     ``bus`` is the I2C bus number (1 on a Raspberry Pi's header pins 3 and 5),
@@ -504,30 +514,3 @@ class Ina219Battery(Battery):
                 bus.close()
             except OSError as exc:
                 log.debug("closing I2C bus: %s", exc)
-
-
-def open_battery(section: BatterySection, *,
-                 bus_factory: Callable[[int], SMBusLike] | None = None) -> Battery | None:
-    """The battery ``devices.battery`` names, or None for ``kind = "none"``.
-
-    ``emulated`` is the INA219 driver on an emulated UPS HAT (2 cells unless
-    ``cells`` says otherwise), so the real driver code runs.
-    """
-    if section.kind == "none":
-        return None
-    if section.kind == "sysfs":
-        return SysfsBattery(section.sysfs_dir)
-    if section.kind == "ina219":
-        return Ina219Battery(section.i2c_bus, section.i2c_address, section.cells,
-                             bus_factory=bus_factory)
-    if section.kind == "emulated":
-        from sensors.emulated.battery import EmulatedIna219
-
-        hat = EmulatedIna219(section.i2c_address, cells=section.cells)
-        hat.start()
-        return Ina219Battery(section.i2c_bus, section.i2c_address, section.cells,
-                             bus_factory=bus_factory or hat.open_bus)
-    raise DeviceError(DEVICE, "open", id=f"Jenis baterai tidak dikenal: {section.kind!r}",
-                      en=f"Unknown battery kind: {section.kind!r}",
-                      hint_id='Pakai "sysfs", "ina219", "emulated" atau "none"',
-                      hint_en='Use "sysfs", "ina219", "emulated" or "none"')

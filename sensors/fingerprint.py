@@ -1,86 +1,19 @@
-"""The kit's fingerprint sensor, and whether a fingerprint image is good enough to keep.
+"""The kit's fingerprint sensor: a ZhianTec ZFM / R30x / AS608 module on a USB-UART.
 
-The sensor is a ZhianTec ZFM / R30x / AS608 module on a USB-UART (or on a
-bench, a serial-over-TCP server), driven through pyfingerprint 1.5.
-:class:`FingerprintSensor` is what the kit relies on;
-:class:`ZfmFingerprintSensor` is the driver; :func:`fingerprint_sensor`
-builds one from the ``[devices.fingerprint]`` section of the kit
-configuration (``port`` a path, a pyserial URL such as
-``socket://bench:4001``, or ``emulated`` for the twin in
-:mod:`sensors.emulated.zfm`).
+Driven through pyfingerprint 1.5 (unmodified) on a port opened from a URL: a
+path, a pyserial URL such as ``socket://bench:4001`` (a bench), or a pty of
+the emulated twin (:mod:`sensors.emulated.zfm`). :class:`FingerprintSensor`
+is what the kit relies on; :class:`ZfmFingerprintSensor` is the driver;
+:func:`sensors.registry.open_fingerprint` builds one from ``[devices.fingerprint]``.
+Residents' templates never go into the sensor: only officers' do. How the
+driver lives with pyfingerprint, and why: ``sensors/README.md``. Whether an
+image is good enough to keep: :mod:`sensors.fingerprint_quality`.
 
 >>> sensor = ZfmFingerprintSensor("/dev/jaranijo/fingerprint")  # doctest: +SKIP
 >>> sensor.open()                                               # doctest: +SKIP
 >>> if sensor.wait_for_finger(timeout=20):                      # doctest: +SKIP
 ...     image = sensor.capture(progress=lambda got, total: print(got, "/", total))
 ...     sensor.quality(image).ok
-
-**Residents' templates never go into the sensor.** A resident's finger is
-captured as an image (which goes, sealed, into the record); the only calls
-that write the sensor's template library are the officer-login ones
-(:meth:`~ZfmFingerprintSensor.enroll_officer`,
-:meth:`~ZfmFingerprintSensor.delete_officer`). There is no call that stores
-or uploads a template the kit was given, so no code path can put a
-resident's fingerprint into the sensor's flash.
-
-**pyfingerprint 1.5, and how this module lives with it** (without forking it):
-
-* It opens ``serial.Serial(port=...)`` itself, which cannot open a pyserial
-  URL. We open the port ourselves with ``serial.serial_for_url`` and hand
-  the library a :class:`_Line` through its name-mangled private attribute
-  ``_PyFingerprint__serial`` (see :meth:`ZfmFingerprintSensor._attach`).
-* It reads one byte per call and treats an empty read (a timeout) as a byte:
-  a silent sensor becomes "The received packet do not begin with a valid
-  header!" after twelve 2-second timeouts, i.e. 24 s, or a TypeError in the
-  middle of a packet. :class:`_Line` raises :class:`_NoReply` on the first
-  empty read instead, so every call returns within ``reply_timeout`` of the
-  sensor going quiet, and the fault is reported as the timeout it is.
-* It raises bare ``Exception`` with English text for protocol faults; those
-  texts (pinned by ``pyfingerprint==1.5``) are mapped to
-  :class:`~sensors.errors.DeviceError` with Indonesian and English messages that
-  name the device, the operation and what to do next.
-* Its image download saves a file through Pillow. The file goes to a private
-  directory in RAM (``/dev/shm`` or ``$XDG_RUNTIME_DIR``), never to the SD
-  card, and is deleted at once: a resident's fingerprint must not linger
-  on disk outside a sealed record.
-
-After a disconnection, a timeout or a garbled reply the next call closes
-and reopens the port and verifies the password again, so the sensor is
-usable again as soon as the cable is back.
-
-**Quality score** (:func:`fingerprint_quality`). NFIQ 2 would be the
-standard, but its only Python binding (nbis-python) needs glibc 2.38 and
-Raspberry Pi OS Bookworm has 2.36, so the kit scores images itself. The
-image (256 x 288 pixels, ~500 dpi) is high-pass filtered (the grey level
-minus a 4-pixel Gaussian blur), which keeps ridges (period 7-12 pixels) and
-drops smudges, shadows and the background, then cut into 16 x 16 blocks:
-
-* **coverage** -- the share of blocks with ridge-valley contrast (standard
-  deviation of the filtered block above 8 grey levels). A whole fingertip
-  pressed flat covers 0.6-0.75 of the image; full credit from 0.55, none
-  below 0.15.
-* **clarity** -- the mean orientation coherence of those blocks (from the
-  gradient structure tensor, 1 = parallel ridges, 0 = no direction). Clear
-  ridges give 0.9 and more; full credit from 0.85, none below 0.40.
-* **contrast** -- the median ridge-valley standard deviation of those
-  blocks, full credit from 30 grey levels, none below 6 (dry or very wet
-  fingers).
-
-``score = 100 x coverage x sqrt(clarity) x sqrt(contrast)`` (each part
-0..1), so a finger that covers too little fails whatever its ridges look
-like, and the reason shown is the weakest part. The sensor's own feature
-extraction has the last word: if it said 0x06 (too messy), 0x07 (too few
-features) or 0x15 (invalid image) the score is capped below the threshold
-with that reason.
-
-Limits: the bands above were set on the emulator's synthetic prints and on
-the published behaviour of optical ZFM sensors, not on a labelled set of
-real captures; the score does not see minutiae, pores, scars or a
-partially rolled finger, and it cannot tell a latent print or a fake from a
-finger. It says whether the picture is usable, not whether a matcher will
-find the person: treat it as a capture-time hint for the officer, and
-re-calibrate the bands on real bench captures before relying on the exact
-figures.
 """
 
 from __future__ import annotations
@@ -105,9 +38,17 @@ from pyfingerprint.pyfingerprint import PyFingerprint
 
 from sensors import Quality
 from sensors.errors import DeviceError
+from sensors.fingerprint_quality import (
+    CONVERT_FEW_FEATURES,
+    CONVERT_INVALID,
+    CONVERT_MESSY,
+    CONVERT_OK,
+    SENSOR_REASONS,
+    fingerprint_quality,
+)
 
 if TYPE_CHECKING:
-    from sensors.settings import FingerprintSection
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +58,6 @@ IMAGE_BYTES = WIDTH * HEIGHT // 2  # 4 bits a pixel over the UART
 PACKET_OVERHEAD = 11  # start code, address, PID, length, checksum
 ACK_BYTES = 12
 PACKET_SIZES = (32, 64, 128, 256)
-QUALITY_THRESHOLD = 40
-
-# Confirmation codes of the sensor's feature extraction (convertImage).
-CONVERT_OK = 0x00
-CONVERT_MESSY = 0x06
-CONVERT_FEW_FEATURES = 0x07
-CONVERT_INVALID = 0x15
 
 
 def wire_bytes(packet_size: int = 128) -> int:
@@ -788,137 +722,5 @@ class ZfmFingerprintSensor:
 
 
 def _poor_capture(operation: str, code: int) -> DeviceError:
-    reason = _SENSOR_REASONS.get(code, _SENSOR_REASONS[CONVERT_INVALID])
+    reason = SENSOR_REASONS.get(code, SENSOR_REASONS[CONVERT_INVALID])
     return _error(operation, "poor_capture", reason[0], reason[1], reason[2], reason[3])
-
-
-# -- quality ---------------------------------------------------------------------------------
-_SENSOR_REASONS = {
-    CONVERT_MESSY: ("gambar sidik jari terlalu kotor", "the fingerprint image is too messy",
-                    "Bersihkan dan keringkan jari serta kaca sensor, lalu ulangi",
-                    "Clean and dry the finger and the glass, then retry"),
-    CONVERT_FEW_FEATURES: ("ciri sidik jari terlalu sedikit", "too few fingerprint features",
-                           "Tekan jari lebih rata dan sedikit lebih kuat",
-                           "Press the finger flatter and a little firmer"),
-    CONVERT_INVALID: ("gambar sidik jari tidak sah", "invalid fingerprint image",
-                      "Letakkan jari di tengah kaca lalu ulangi",
-                      "Place the finger in the middle of the glass and retry"),
-}
-_PART_REASONS = {
-    "coverage": ("Jari kurang menempel: letakkan ujung jari rata di tengah kaca",
-                 "The finger covers too little: lay the fingertip flat in the middle"),
-    "clarity": ("Alur sidik jari kabur: bersihkan jari dan kaca, jangan digeser",
-                "The ridges are blurred: clean the finger and glass, do not slide"),
-    "contrast": ("Kontras rendah: jari terlalu kering atau basah",
-                 "Low contrast: the finger is too dry or too wet"),
-}
-_BLOCK = 16
-
-
-@dataclass(frozen=True)
-class ImageMeasures:
-    """The three measures the fingerprint score is made of (see the module docstring)."""
-
-    coverage: float  # share of blocks with ridges, 0..1
-    clarity: float  # mean orientation coherence of those blocks, 0..1
-    contrast: float  # median ridge-valley standard deviation, grey levels
-
-
-def measure(pixels: np.ndarray) -> ImageMeasures:
-    """Coverage, ridge clarity and contrast of a grey fingerprint image."""
-    if pixels.ndim != 2 or min(pixels.shape) < _BLOCK:
-        raise ValueError("a fingerprint image is a 2-D grey array at least 16 x 16")
-    grey = pixels.astype(np.float32)
-    ridges = grey - cv2.GaussianBlur(grey, (0, 0), 4.0)
-    gx = cv2.Sobel(ridges, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(ridges, cv2.CV_32F, 0, 1, ksize=3)
-    hb, wb = ridges.shape[0] // _BLOCK, ridges.shape[1] // _BLOCK
-
-    def blocks(a: np.ndarray) -> np.ndarray:
-        return a[: hb * _BLOCK, : wb * _BLOCK].reshape(hb, _BLOCK, wb, _BLOCK)
-
-    gxx = blocks(gx * gx).sum(axis=(1, 3))
-    gyy = blocks(gy * gy).sum(axis=(1, 3))
-    gxy = blocks(gx * gy).sum(axis=(1, 3))
-    coherence = np.sqrt((gxx - gyy) ** 2 + 4 * gxy**2) / (gxx + gyy + 1e-6)
-    spread = blocks(ridges).std(axis=(1, 3))
-    fg = spread > 8.0
-    if not fg.any():
-        return ImageMeasures(0.0, 0.0, 0.0)
-    return ImageMeasures(coverage=float(fg.mean()), clarity=float(coherence[fg].mean()),
-                         contrast=float(np.median(spread[fg])))
-
-
-def _band(value: float, low: float, high: float) -> float:
-    return float(np.clip((value - low) / (high - low), 0.0, 1.0))
-
-
-def fingerprint_quality(pixels: np.ndarray, sensor_code: int | None = None,
-                        threshold: int = QUALITY_THRESHOLD) -> Quality:
-    """A 0-100 score for a fingerprint image, the pass mark, and what to fix first.
-
-    >>> blank = np.full((288, 256), 230, np.uint8)
-    >>> q = fingerprint_quality(blank)
-    >>> q.score, q.ok, q.reason_en.split(":")[0]
-    (0, False, 'The finger covers too little')
-    """
-    m = measure(pixels)
-    parts = {
-        "coverage": _band(m.coverage, 0.15, 0.55),
-        "clarity": _band(m.clarity, 0.40, 0.85),
-        "contrast": _band(m.contrast, 6.0, 30.0),
-    }
-    score = round(100 * parts["coverage"] * parts["clarity"] ** 0.5 * parts["contrast"] ** 0.5)
-    if sensor_code not in (None, CONVERT_OK):
-        reason = _SENSOR_REASONS.get(int(sensor_code), _SENSOR_REASONS[CONVERT_INVALID])
-        return Quality(min(score, threshold - 1), threshold,
-                       f"{reason[0][0].upper()}{reason[0][1:]}: {reason[2].lower()}",
-                       f"{reason[1][0].upper()}{reason[1][1:]}: {reason[3].lower()}")
-    if score >= threshold:
-        return Quality(score, threshold, "Sidik jari jelas", "Clear fingerprint")
-    # what to fix first: the part that costs the most, coverage counting double
-    weakest = min(parts, key=lambda k: parts[k] if k == "coverage" else parts[k] ** 0.5)
-    reason_id, reason_en = _PART_REASONS[weakest]
-    return Quality(score, threshold, reason_id, reason_en)
-
-
-# -- from the configuration ------------------------------------------------------------------
-class EmulatedZfmSensor(ZfmFingerprintSensor):
-    """The real driver talking to :class:`sensors.emulated.zfm.ZfmEmulator` on a pty.
-
-    For ``port = "emulated"``: a desk without the sensor, or a demo. The
-    emulator runs until :meth:`close`.
-    """
-
-    def __init__(self, directory: str | Path, baud: int = 57600, **kwargs: Any) -> None:
-        from sensors.emulated.zfm import ZfmEmulator
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.emulator = ZfmEmulator(directory / "fingerprint", baud=baud, state_dir=directory)
-        self.emulator.start()
-        super().__init__(str(directory / "fingerprint"), baud=baud, **kwargs)
-
-    def close(self) -> None:
-        super().close()
-        self.emulator.stop()
-
-
-def fingerprint_sensor(section: FingerprintSection, *, runtime_dir: str | Path | None = None
-                       ) -> ZfmFingerprintSensor:
-    """The sensor ``[devices.fingerprint]`` describes (not yet opened).
-
-    ``port = "emulated"`` starts the emulated twin in ``runtime_dir`` (its
-    template library is kept there).
-    """
-    if not section.enabled:
-        raise _error("configure", "disabled", "sensor dinonaktifkan di konfigurasi",
-                     "the sensor is disabled in the configuration",
-                     "Aktifkan devices.fingerprint.enabled bila sensor terpasang",
-                     "Set devices.fingerprint.enabled when the sensor is fitted")
-    common: dict[str, Any] = {"address": section.address, "password": section.password,
-                              "finger_timeout": section.finger_timeout_s}
-    if section.port == "emulated":
-        where = Path(runtime_dir) if runtime_dir else Path(tempfile.mkdtemp(prefix="zfm-"))
-        return EmulatedZfmSensor(where, baud=section.baud, **common)
-    return ZfmFingerprintSensor(section.port, baud=section.baud, **common)

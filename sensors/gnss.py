@@ -38,12 +38,12 @@ import math
 import re
 import threading
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pynmea2
 import serial
@@ -51,7 +51,7 @@ import serial
 from sensors.errors import DeviceError
 
 if TYPE_CHECKING:
-    from sensors.settings import GnssSection
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -671,7 +671,7 @@ class FixTracker:
 # ---------------------------------------------------------------------------------------------
 
 
-class Gnss(ABC):
+class Gnss(Protocol):
     """A satellite positioning receiver.
 
     ``fix()`` answers at once (or within its ``timeout``) from what the
@@ -759,11 +759,6 @@ class NmeaGnss(Gnss):
         self._thread: threading.Thread | None = None
         if start:
             self.start()
-
-    @classmethod
-    def from_config(cls, section: GnssSection, **kwargs: Any) -> NmeaGnss:
-        """The receiver named by ``devices.gnss`` (port and baud)."""
-        return cls(section.port, section.baud, **kwargs)
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:

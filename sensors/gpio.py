@@ -52,7 +52,7 @@ from gpiozero.exc import GPIOZeroError
 from sensors.errors import DeviceError
 
 if TYPE_CHECKING:
-    from sensors.settings import GpioSection
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -238,26 +238,3 @@ class KitGpio:
     def close(self) -> None:
         for part in (self.button, self.led, self.buzzer):
             part.close()
-
-
-def open_gpio(section: GpioSection, *,
-              pin_factory: Any = None) -> tuple[KitGpio | None, DeviceError | None]:
-    """Open button, LED and buzzer on the pins ``devices.gpio`` names.
-
-    Returns ``(parts, None)``, or ``(None, error)`` when any part cannot be
-    opened (the ones already open are closed again), so the caller can log
-    the reason, show it to a technician, and carry on without GPIO.
-    """
-    opened: list[Any] = []
-    try:
-        button = CaptureButton(section.capture_button, pin_factory=pin_factory)
-        opened.append(button)
-        led = StatusLed(section.status_led, pin_factory=pin_factory)
-        opened.append(led)
-        buzzer = Buzzer(section.buzzer, pin_factory=pin_factory)
-    except DeviceError as exc:
-        for part in opened:
-            part.close()
-        log.warning("running without GPIO: %s", exc.text("en"))
-        return None, exc
-    return KitGpio(button, led, buzzer), None

@@ -43,18 +43,18 @@ import logging
 import re
 import threading
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import serial
 
 from sensors.errors import DeviceError
 
 if TYPE_CHECKING:
-    from sensors.settings import ModemSection
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -682,7 +682,7 @@ def combine_registration(*regs: Registration | None) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------------------------
 
 
-class Modem(ABC):
+class Modem(Protocol):
     """A cellular modem the kit can ask about the network."""
 
     @abstractmethod
@@ -737,11 +737,6 @@ class AtModem(Modem):
         self.model: str | None = None
         self.family = "unknown"
         self.imei: str | None = None
-
-    @classmethod
-    def from_config(cls, section: ModemSection, **kwargs: Any) -> AtModem:
-        """The modem named by ``devices.modem`` (port and baud)."""
-        return cls(section.port, section.baud, **kwargs)
 
     def close(self) -> None:
         with self._lock:

@@ -46,6 +46,8 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from sensors.camera import CameraBase, camera_not_found
+
 log = logging.getLogger(__name__)
 
 SCENES = ("good", "dark", "bright", "blurred", "no-face", "two-faces", "off-centre", "small")
@@ -381,3 +383,44 @@ class CameraEmulator:
             if due < now:
                 due = now
             self._wake.wait(max(0.0, due - now))
+
+
+class EmulatedCamera(CameraBase):
+    """The emulated camera: frames from :class:`sensors.emulated.camera.CameraEmulator`.
+
+    Give an ``emulator`` to share one with a test or the emulated rig (its
+    owner starts and stops it); without one the driver makes its own at
+    ``fps`` and powers it with :meth:`start` / :meth:`stop`.
+
+    >>> camera = EmulatedCamera(640, 480, fps=15)
+    >>> camera.emulator.control("scene", "dark")
+    'scene dark'
+    """
+
+    kind = "emulated"
+
+    def __init__(self, width: int = 640, height: int = 480, *, fps: float = 15.0,
+                 emulator: CameraEmulator | None = None, timeout: float = 2.0) -> None:
+        super().__init__(width, height, timeout=timeout)
+        self._owns_emulator = emulator is None
+        self.emulator = emulator or CameraEmulator(width, height, fps)
+        self._stream = -1
+        self._last_seq = 0
+
+    def _start(self) -> None:
+        if self._owns_emulator:
+            self.emulator.start()
+        try:
+            self._stream = self.emulator.open_stream()
+        except CameraUnplugged as exc:
+            raise camera_not_found("start", str(exc)) from exc
+
+    def _stop(self) -> None:
+        self._stream = -1
+        if self._owns_emulator:
+            self.emulator.stop()
+
+    def _preview(self) -> np.ndarray:
+        frame = self.emulator.read_frame(self._stream, self._last_seq, self.timeout)
+        self._last_seq = frame.seq
+        return frame.rgb.copy()

@@ -53,12 +53,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from sensors.emulated import fingerprints
 from sensors.emulated.port import EmulatedPort, PortUnplugged
+from sensors.fingerprint import ZfmFingerprintSensor
 
 log = logging.getLogger(__name__)
 
@@ -1045,3 +1046,21 @@ class ZfmEmulator:
             time.sleep(0.01)
         return True
 
+
+class EmulatedZfmSensor(ZfmFingerprintSensor):
+    """The real driver talking to :class:`sensors.emulated.zfm.ZfmEmulator` on a pty.
+
+    For ``port = "emulated"``: a desk without the sensor, or a demo. The
+    emulator runs until :meth:`close`.
+    """
+
+    def __init__(self, directory: str | Path, baud: int = 57600, **kwargs: Any) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.emulator = ZfmEmulator(directory / "fingerprint", baud=baud, state_dir=directory)
+        self.emulator.start()
+        super().__init__(str(directory / "fingerprint"), baud=baud, **kwargs)
+
+    def close(self) -> None:
+        super().close()
+        self.emulator.stop()

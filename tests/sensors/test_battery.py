@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from sensors.battery import (
     ChargeRate,
     Ina219Battery,
     SysfsBattery,
-    open_battery,
     percent_from_voltage,
     swap16,
 )
@@ -27,6 +25,8 @@ from sensors.emulated.battery import (
     EmulatedPowerSupply,
 )
 from sensors.errors import DeviceError
+from sensors.registry import open_battery
+from tests.waiting import wait_until
 
 
 class Clock:
@@ -174,10 +174,7 @@ def test_emulated_supply_drains_while_running(tmp_path: Path) -> None:
     ps.start()
     try:
         battery = SysfsBattery(ps.root)
-        deadline = time.monotonic() + 3
-        while (battery.read().percent or 50) >= 49 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert (battery.read().percent or 50) < 49
+        wait_until(lambda: (battery.read().percent or 50) < 49, 3, "the charge to fall below 49 %")
     finally:
         ps.stop()
     assert not (tmp_path / "ps").exists()  # stop() removes what start() wrote
@@ -338,9 +335,10 @@ def test_ina219_drift_follows_the_current() -> None:
     hat.start()
     battery = Ina219Battery(1, 0x42, 2, bus_factory=hat.open_bus)
     first = battery.read().percent
-    time.sleep(0.1)  # 3 A from a 1 mAh pack: about 8 % in 0.1 s
-    later = battery.read().percent
-    assert first is not None and later is not None and later < first - 2
+    assert first is not None
+    # 3 A from a 1 mAh pack: about 8 % in 0.1 s, so more than 2 % well within half a second.
+    wait_until(lambda: (later := battery.read().percent) is not None and later < first - 2,
+               0.5, "the charge to follow the 3 A current")
 
 
 def test_ina219_controls_refuse_nonsense() -> None:

@@ -13,17 +13,12 @@ import numpy as np
 import pytest
 
 from kit.config import config_from_dict
-from sensors.camera import (
-    PHOTO_THRESHOLD,
-    EmulatedCamera,
-    OpenCvCamera,
-    Picamera2Camera,
-    assess_photo,
-    open_camera,
-    photo_quality,
-)
-from sensors.emulated.camera import POSES, SCENES, CameraEmulator, render_scene
+from sensors.camera import OpenCvCamera, Picamera2Camera
+from sensors.emulated.camera import POSES, SCENES, CameraEmulator, EmulatedCamera, render_scene
 from sensors.errors import DeviceError
+from sensors.photo_quality import PHOTO_THRESHOLD, assess_photo, photo_quality
+from sensors.registry import open_camera
+from tests.waiting import wait_until
 
 # Each bad scene, and the problem the officer must be told first.
 BAD_SCENES = {
@@ -163,7 +158,7 @@ def test_preview_runs_at_the_configured_rate() -> None:
         camera.preview_frame()
         frames = 0
         end = time.monotonic() + seconds
-        while time.monotonic() < end:
+        while time.monotonic() < end:  # the measurement window: frames in 1.2 s
             camera.preview_frame()
             frames += 1
     # No faster than the sensor (each frame is new), and not starved: at
@@ -215,7 +210,8 @@ def test_unplug_wakes_a_waiting_preview(emulator: CameraEmulator) -> None:
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    time.sleep(0.1)
+    # Asleep on the emulator's frame condition (its waiter list is the stdlib's own).
+    wait_until(lambda: emulator._cond._waiters, 2, "the preview to wait for its frame")
     emulator.control("unplug")
     waiter.join(timeout=3)
     assert not waiter.is_alive()

@@ -6,7 +6,8 @@ finger when asked), and the ones that need fault controls or the
 emulator's synthetic people are skipped.
 
 Full image downloads are slow on purpose (6.95 s at 57600 baud, as on the
-wire), so only a few tests download: one at 57600, the rest at 115200.
+wire), so only the tests about the line rate download paced (one at 57600,
+the rest at 115200); tests about what arrives use the emulator unpaced.
 """
 
 from __future__ import annotations
@@ -22,21 +23,14 @@ import numpy as np
 import pytest
 
 from sensors.emulated import fingerprints
-from sensors.emulated.zfm import ZfmEmulator
+from sensors.emulated.zfm import EmulatedZfmSensor, ZfmEmulator
 from sensors.errors import DeviceError
-from sensors.fingerprint import (
-    CONVERT_MESSY,
-    CONVERT_OK,
-    EmulatedZfmSensor,
-    FingerImage,
-    FingerprintSensor,
-    ZfmFingerprintSensor,
-    fingerprint_quality,
-    fingerprint_sensor,
-    wire_bytes,
-)
+from sensors.fingerprint import FingerImage, FingerprintSensor, ZfmFingerprintSensor, wire_bytes
+from sensors.fingerprint_quality import CONVERT_MESSY, CONVERT_OK, fingerprint_quality
+from sensors.registry import open_fingerprint
 from sensors.settings import FingerprintSection
-from tests.conftest import Device
+from tests.conftest import Device, unpaced
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.hil
 
@@ -66,6 +60,17 @@ def fast_sensor(fingerprint_device: Device) -> Iterator[tuple[ZfmFingerprintSens
     emulator.control("power-cycle")
     assert emulator.wait_booted()
     s = make_sensor(fingerprint_device, 115200)
+    s.open()
+    yield s, emulator
+    s.close()
+
+
+@pytest.fixture
+def unpaced_sensor(
+        fingerprint_device: Device) -> Iterator[tuple[ZfmFingerprintSensor, ZfmEmulator]]:
+    """The emulated sensor without line-rate pacing: for what an image holds, not its speed."""
+    emulator = unpaced(fingerprint_device.require_emulator())
+    s = make_sensor(fingerprint_device)
     s.open()
     yield s, emulator
     s.close()
@@ -182,8 +187,8 @@ def test_capture_reports_progress_and_delivers_the_image(
 
 
 def test_different_fingers_give_different_images(
-        fast_sensor: tuple[ZfmFingerprintSensor, ZfmEmulator]) -> None:
-    sensor, emulator = fast_sensor
+        unpaced_sensor: tuple[ZfmFingerprintSensor, ZfmEmulator]) -> None:
+    sensor, emulator = unpaced_sensor
     emulator.control("cooperative", "off")
     images = {}
     for person, finger in (("warga-0101", 2), ("warga-0101", 7)):
@@ -198,8 +203,8 @@ def test_different_fingers_give_different_images(
 
 
 def test_bad_image_fails_quality_with_a_reason(
-        fast_sensor: tuple[ZfmFingerprintSensor, ZfmEmulator]) -> None:
-    sensor, emulator = fast_sensor
+        unpaced_sensor: tuple[ZfmFingerprintSensor, ZfmEmulator]) -> None:
+    sensor, emulator = unpaced_sensor
     emulator.control("bad-image")
     assert sensor.wait_for_finger()
     image = sensor.capture()
@@ -326,7 +331,8 @@ def test_fault_is_reported_and_recovered(fingerprint_device: Device,
         emulator.control("replug")
         assert emulator.wait_booted()
     if control[0] == "stall":
-        time.sleep(max(0.0, start + 2.6 - time.monotonic()))
+        wait_until(lambda: time.monotonic() >= emulator._stalled_until, 3,
+                   "the end of the sensor's 2.5 s stall")
     info = sensor.system_parameters()  # the fault has cleared: the driver reconnects
     assert info.capacity > 0
 
@@ -370,7 +376,8 @@ def test_stall_mid_download_times_out(
     assert stalled
     assert_fault(caught.value, "capture", "timeout")
     assert time.monotonic() - stalled[0] < REPLY_TIMEOUT + SLACK
-    time.sleep(max(0.0, stalled[0] + 3.1 - time.monotonic()))
+    wait_until(lambda: time.monotonic() >= emulator._stalled_until, 4,
+               "the end of the sensor's 3 s stall")
     assert sensor.system_parameters().baud == 115200
 
 
@@ -432,11 +439,11 @@ def test_sensor_restarted_mid_session_asks_for_its_password(tmp_path: Path) -> N
 
 def test_sensor_from_configuration(fingerprint_device: Device, tmp_path: Path) -> None:
     section = FingerprintSection(port=fingerprint_device.url, finger_timeout_s=3.0)
-    with fingerprint_sensor(section) as s:
+    with open_fingerprint(section) as s:
         assert s.finger_timeout == 3.0
         assert s.system_parameters().capacity > 0
 
-    emulated = fingerprint_sensor(FingerprintSection(port="emulated"), runtime_dir=tmp_path / "rt")
+    emulated = open_fingerprint(FingerprintSection(port="emulated"), runtime_dir=tmp_path / "rt")
     assert isinstance(emulated, EmulatedZfmSensor)
     emulated.open()
     try:
@@ -446,7 +453,7 @@ def test_sensor_from_configuration(fingerprint_device: Device, tmp_path: Path) -
     assert not (tmp_path / "rt" / "fingerprint").exists()  # the emulator stopped with it
 
     with pytest.raises(DeviceError) as caught:
-        fingerprint_sensor(FingerprintSection(enabled=False))
+        open_fingerprint(FingerprintSection(enabled=False))
     assert caught.value.code == "disabled"
 
 

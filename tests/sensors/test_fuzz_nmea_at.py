@@ -51,6 +51,7 @@ from sensors.modem import (
     parse_qeng_servingcell,
     parse_registration,
 )
+from tests.waiting import wait_until
 
 FUZZ = settings(max_examples=200, deadline=None)
 # Driver-level examples wait on a real pty (up to a command timeout each): fewer of them.
@@ -199,14 +200,11 @@ def test_gnss_driver_survives_noise_on_the_wire(tmp_path: Path) -> None:
         lat = -8.0 - n / 1000
         port.write(noise + (rmc(moment, lat, 112.2) + gga(moment, lat, 112.2)).encode())
         started = time.monotonic()
-        found = None
-        while time.monotonic() - started < 2.0:
-            fix = receiver.fix(timeout=0.2)
-            if fix is not None and fix.time_utc == moment:
-                found = fix
-                break
+        found = wait_until(
+            lambda: (fix := receiver.fix(timeout=0.2)) is not None and fix.time_utc == moment
+            and fix, 2.0, f"the fix of {moment:%H:%M:%S} sent after the noise")
         assert time.monotonic() - started < 2.0 + SLACK_S
-        assert found is not None and found.lat == pytest.approx(lat)
+        assert found.lat == pytest.approx(lat)
         assert receiver.reading
 
     try:
@@ -329,10 +327,31 @@ VALID_REPLIES = _emulated_replies()
 CHECK_FOR = dict(AT_PARSERS)
 
 
+def _cell(cell: Any) -> tuple[float | None, float | None, float | None]:
+    return cell.rsrp_dbm, cell.rsrq_db, cell.sinr_db
+
+
+# What each valid reply must read back as: the emulator was set to RSRP -97.5 dBm,
+# RSRQ -12.5 dB, SINR 9 dB and keeps its default RSSI of -75 dBm on Telkomsel.
+READ_BACK: dict[str, tuple[Callable[[str], Any], Any]] = {
+    "+CSQ": (parse_csq, -75),
+    "+CESQ": (parse_cesq, (-12.5, -97.0)),  # CESQ's steps: RSRQ 0.5 dB, RSRP 1 dB
+    "+CEREG": (lambda line: parse_registration(line).stat, 1),  # registered, home network
+    "+COPS": (lambda line: parse_cops(line).name, "Telkomsel"),
+    "+CPSI": (lambda line: _cell(parse_cpsi(line)), (-97.5, -12.5, 9.0)),  # in tenths
+    "+QENG": (lambda line: _cell(parse_qeng_servingcell(line)), (-98.0, -12.0, 9.0)),  # whole dB
+}
+
+
 def test_emulated_replies_parse() -> None:
-    """The baseline for the mutations below."""
+    """The baseline for the mutations below: each valid reply passes its check and reads
+    back the values the emulator was set to."""
+    assert {line.split(":")[0] for line in VALID_REPLIES} == set(READ_BACK)
     for line in VALID_REPLIES:
-        CHECK_FOR[line.split(":")[0] + ": "](line)
+        prefix = line.split(":")[0]
+        CHECK_FOR[prefix + ": "](line)
+        parse, expected = READ_BACK[prefix]
+        assert parse(line) == expected, line
 
 
 @FUZZ

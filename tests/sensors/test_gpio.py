@@ -12,15 +12,9 @@ from gpiozero.pins.mock import MockFactory
 
 from kit.config import config_from_dict
 from sensors.errors import DeviceError
-from sensors.gpio import (
-    LED_TIMING,
-    Buzzer,
-    CaptureButton,
-    KitGpio,
-    LedPattern,
-    StatusLed,
-    open_gpio,
-)
+from sensors.gpio import LED_TIMING, Buzzer, CaptureButton, KitGpio, LedPattern, StatusLed
+from sensors.registry import open_gpio
+from tests.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +43,7 @@ def test_button_press_calls_back_once_per_press(mock_pins: MockFactory) -> None:
     mock_pins.pin(17).drive_high()
     assert not button.is_pressed
     assert len(presses) == 1
-    time.sleep(0.1)
+    time.sleep(0.1)  # the time under test: past the 0.05 s repeat guard, a press counts again
     press(mock_pins, 17)
     assert len(presses) == 2
     button.close()
@@ -100,10 +94,10 @@ def test_led_steady_patterns(mock_pins: MockFactory) -> None:
     with pytest.raises(ValueError):
         led.show("disco")
     led.show("busy")
-    time.sleep(0.7)  # in the off half of the 0.5 s on / 0.5 s off blink
+    wait_until(lambda: pin.state is False, 2, "the off half of the 0.5 s on / 0.5 s off blink")
     pin.clear_states()
     led.show("busy")  # the UI repeats itself: a restarted blink would switch on now
-    time.sleep(0.1)
+    time.sleep(0.1)  # the time under test: nothing may switch on within it
     assert [s.state for s in pin.states] == [False]
     led.close()
 
@@ -113,7 +107,7 @@ def test_led_error_pattern_blinks_fast(mock_pins: MockFactory) -> None:
     pin = mock_pins.pin(27)
     pin.clear_states()
     led.show(LedPattern.ERROR)
-    time.sleep(0.45)
+    wait_until(lambda: len(pin.states) >= 5, 2, "two fast blinks")
     led.show(LedPattern.OFF)
     on, off = LED_TIMING[LedPattern.ERROR]  # type: ignore[misc]
     pin.assert_states_and_times([(0.0, False), (0.0, True), (on, False), (off, True),
@@ -129,8 +123,8 @@ def test_led_slow_patterns(mock_pins: MockFactory, pattern: LedPattern) -> None:
     pin = mock_pins.pin(27)
     pin.clear_states()
     led.show(pattern)
-    time.sleep(on + off + on / 2)
-    led.show(LedPattern.OFF)
+    wait_until(lambda: len(pin.states) >= 4, 2 * (on + off), "the second blink to begin")
+    led.show(LedPattern.OFF)  # during the second blink's on time
     pin.assert_states_and_times([(0.0, False), (0.0, True), (on, False), (off, True)])
     assert len(pin.states) == 5  # the last state: switched off by show(OFF)
     led.close()

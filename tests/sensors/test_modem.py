@@ -17,6 +17,7 @@ import pytest
 
 from sensors.errors import DeviceError
 from sensors.modem import REGISTRATION_STATES, AtModem, ModemCommandError
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.hil
 
@@ -114,7 +115,9 @@ def test_unsolicited_codes_do_not_pass_for_replies(modem_device: Any, modem: AtM
     assert reply.lines == ["+CREG: 1,1"] and reply.urcs == ["+CREG: 5"]
     emulator.control("urc", "RING")
     emulator.control("register", "roaming")  # announced at once: "+CREG: 5"
-    time.sleep(0.2)
+    # The driver hears unsolicited codes while it talks to the modem: a bare AT now and
+    # then, until both announcements are in.
+    wait_until(lambda: modem.command("AT").ok and len(heard) >= 3, 3, "RING and +CREG: 5")
     status = modem.status()
     assert status.registration == "roaming"
     assert heard == ["+CREG: 5", "RING", "+CREG: 5"]
@@ -197,7 +200,8 @@ def test_silent_modem_times_out_and_recovers(modem_device: Any, modem: AtModem) 
         modem.status(timeout=3.0)
     assert time.monotonic() - started < 3.0 + SLACK_S
     assert raised.value.code == "modem_no_reply" and raised.value.device == "modem"
-    time.sleep(1.0)
+    wait_until(lambda: time.monotonic() >= emulator._silent_until, 3,
+               "the end of the modem's 1.5 s silence")
     status = modem.status()
     assert status.registered and status.errors == ()
     assert modem.counters.timeouts >= 2
