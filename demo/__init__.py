@@ -126,14 +126,9 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
            interactive: bool) -> int:
     from kit.devices import KitDevices
     from kit.records import open_inbox
-    from office.receiver import (
-        BrokerSettings,
-        KitDirectory,
-        OfficeDb,
-        OfficeKeysForLink,
-        OfficeReceiver,
-        seal_assignment,
-    )
+    from office.db import OfficeDb
+    from office.ingest import BrokerSettings, KitDirectory, OfficeKeysForLink, OfficeReceiver
+    from office.outbound import seal_assignment
     from sync import protocol as proto
 
     paths = rig.paths
@@ -269,7 +264,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
 def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: Any,
                   assignment: Assignment, office_db: Path, sealed: list[Any],
                   lang: str) -> int:
-    from office.receiver import OfficeDb
+    from office.db import OfficeDb
 
     tell.step("What the kit holds now")
     with Store.open(config.store_path) as store:
@@ -334,7 +329,7 @@ def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def _office_kit(db_path: Path, kit_id: str) -> dict[str, Any] | None:
-    from office.receiver import OfficeDb
+    from office.db import OfficeDb
 
     db = OfficeDb.open(db_path)
     try:

@@ -128,7 +128,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from kit.agent import run_agent
+    from kit.agent.service import run_agent
 
     return run_agent(config_path(args))
 

@@ -73,7 +73,7 @@ class KitConfig:
     devices: DevicesSection = field(default_factory=DevicesSection)
     mqtt: MqttSection = field(default_factory=MqttSection)
     ui: UiSection = field(default_factory=UiSection)
-    # The agent's timers and sizes; checked key by key by kit.agent.AgentSettings
+    # The agent's timers and sizes; checked key by key by kit.agent.settings.AgentSettings
     # (kept there, beside the code they tune; see sync/PROTOCOL.md).
     agent: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the file this came from; not a TOML key

@@ -1,10 +1,11 @@
 """The kit's devices opened together from the configuration, degraded when some are missing.
 
 The kiosk (and the headless driver) holds the camera and the fingerprint
-sensor; the agent holds the modem and the GNSS receiver (DESIGN.md s4). A
-device that cannot be opened is recorded with the reason, in both
-languages, and the kit carries on without it: the officer is told which
-device is missing instead of meeting a dead screen.
+sensor; the agent holds the modem and the GNSS receiver (DESIGN.md s4) and
+shares what they say through the store (:mod:`kit.shared_readings`). Both
+open their devices here. A device that cannot be opened is recorded with
+the reason, in both languages, and the kit carries on without it: the
+officer is told which device is missing instead of meeting a dead screen.
 
 >>> devices = KitDevices.open(config, want=("camera", "fingerprint"))   # doctest: +SKIP
 >>> devices.missing()                                                  # doctest: +SKIP
@@ -17,17 +18,28 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kit.config import KitConfig
+from kit.shared_readings import shared_gnss_fix
 from sensors.errors import DeviceError
 from sync import __version__
-from sync.domain import GnssFix
+from sync.domain import RecordedFix
 from sync.errors import JaranIjoError
+
+if TYPE_CHECKING:
+    from sensors.battery import Battery
+    from sensors.camera import Camera
+    from sensors.fingerprint import FingerprintSensor
+    from sensors.gnss import Gnss, GnssFix
+    from sensors.modem import Modem
 
 log = logging.getLogger(__name__)
 
-ALL = ("camera", "fingerprint", "gnss", "battery")
+ALL = ("camera", "fingerprint", "gnss", "battery", "modem")
+# What a visit uses, and so what KitDevices.open opens unless told otherwise; the modem is
+# the agent's alone (the kiosk sees the modem's view through the store).
+VISIT = ("camera", "fingerprint", "gnss", "battery")
 
 
 @dataclass
@@ -35,23 +47,28 @@ class KitDevices:
     """Open devices (None where missing) and why each missing one is missing."""
 
     config: KitConfig
-    camera: Any = None
-    fingerprint: Any = None
-    gnss: Any = None
-    battery: Any = None
+    camera: Camera | None = None
+    fingerprint: FingerprintSensor | None = None
+    gnss: Gnss | None = None
+    battery: Battery | None = None
+    modem: Modem | None = None
     camera_emulator: Any = None
     problems: dict[str, JaranIjoError | DeviceError] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, config: KitConfig, *, want: Iterable[str] = ALL,
+    def open(cls, config: KitConfig, *, want: Iterable[str] = VISIT,
              camera_emulator: Any = None) -> KitDevices:
+        """Open the devices named in ``want`` (of :data:`ALL`); never raises for one that
+        cannot be opened: it stays None and :meth:`missing` says why."""
         devices = cls(config, camera_emulator=camera_emulator)
         for name in want:
             try:
                 setattr(devices, name, getattr(devices, f"_open_{name}")())
             except (JaranIjoError, DeviceError) as exc:
                 devices.problems[name] = exc
-                log.warning("%s unavailable: %s", name, exc.text("en"))
+                # A device switched off in the configuration is a choice, not a fault.
+                level = logging.INFO if exc.code == "disabled" else logging.WARNING
+                log.log(level, "%s unavailable: %s", name, exc.text("en"))
             except (OSError, ValueError) as exc:
                 devices.problems[name] = DeviceError(
                     name, "open", id=f"{name} tidak dapat dibuka ({exc})",
@@ -61,8 +78,8 @@ class KitDevices:
                 log.warning("%s unavailable: %s", name, exc)
         return devices
 
-    def _open_camera(self) -> Any:
-        from sensors.camera import open_camera
+    def _open_camera(self) -> Camera:
+        from sensors.registry import open_camera
 
         section = self.config.devices.camera
         if section.kind == "emulated" and self.camera_emulator is None:
@@ -75,24 +92,26 @@ class KitDevices:
         camera.start()
         return camera
 
-    def _open_fingerprint(self) -> Any:
-        from sensors.fingerprint import fingerprint_sensor
+    def _open_fingerprint(self) -> FingerprintSensor:
+        from sensors.registry import open_fingerprint
 
-        sensor = fingerprint_sensor(self.config.devices.fingerprint,
-                                    runtime_dir=self.config.data_dir / "emulated-fingerprint")
+        sensor = open_fingerprint(self.config.devices.fingerprint,
+                                  runtime_dir=self.config.data_dir / "emulated-fingerprint")
         sensor.open()
         return sensor
 
-    def _open_gnss(self) -> Any:
-        from sensors.gnss import NmeaGnss
+    def _open_gnss(self) -> Gnss:
+        from sensors.registry import open_gnss
 
-        section = self.config.devices.gnss
-        if not section.enabled:
-            raise _disabled("gnss")
-        return NmeaGnss.from_config(section)
+        return open_gnss(self.config.devices.gnss)
 
-    def _open_battery(self) -> Any:
-        from sensors.battery import open_battery
+    def _open_modem(self) -> Modem:
+        from sensors.registry import open_modem
+
+        return open_modem(self.config.devices.modem)
+
+    def _open_battery(self) -> Battery:
+        from sensors.registry import open_battery
 
         battery = open_battery(self.config.devices.battery)
         if battery is None:
@@ -103,44 +122,31 @@ class KitDevices:
     def missing(self, lang: str = "id") -> dict[str, str]:
         return {name: exc.text(lang) for name, exc in self.problems.items()}
 
-    def gnss_fix(self, timeout: float = 2.0) -> GnssFix | None:
+    def gnss_fix(self, timeout: float = 2.0) -> RecordedFix | None:
         """The latest fix as the domain keeps it in a record, or None without one.
 
         Waits up to ``timeout`` for a first fix (a receiver opened a moment ago
-        needs one NMEA cycle); a fix older than 30 s is not the bedside's.
+        needs one NMEA cycle); a fix older than 30 s is not the bedside's. Without a
+        receiver of its own (the kiosk) it takes the fix the agent shared.
         """
         if self.gnss is None:
-            return self._fix_from_agent()
-        fix = self.gnss.fix(timeout=timeout, max_age_s=30.0)
+            fix = self._fix_from_agent()
+        else:
+            fix = self.gnss.fix(timeout=timeout, max_age_s=30.0)
         if fix is None or fix.hdop is None or fix.accuracy_m is None:
             return None
-        return GnssFix(lat=fix.lat, lon=fix.lon, accuracy_m=float(fix.accuracy_m),
+        return RecordedFix(lat=fix.lat, lon=fix.lon, accuracy_m=float(fix.accuracy_m),
                        altitude_m=fix.altitude_m, time_utc=fix.time_utc,
                        satellites=int(fix.satellites or 0), hdop=float(fix.hdop))
 
     def _fix_from_agent(self, max_age_s: float = 30.0) -> GnssFix | None:
         """The fix the agent (which owns the GNSS port) last shared through the store."""
-        from datetime import UTC, datetime
-
         from kit.store import Store
 
         try:
             with Store.open(self.config.store_path, create=False, check=False) as store:
-                data = store.status("gnss_fix")
+                return shared_gnss_fix(store, max_age_s=max_age_s)
         except JaranIjoError:
-            return None
-        if not isinstance(data, dict):
-            return None
-        try:
-            when = datetime.fromisoformat(data["time_utc"])
-            if (datetime.now(UTC) - when).total_seconds() > max_age_s or \
-                    data["accuracy_m"] is None or data["hdop"] is None:
-                return None
-            return GnssFix(lat=float(data["lat"]), lon=float(data["lon"]),
-                           accuracy_m=float(data["accuracy_m"]),
-                           altitude_m=data["altitude_m"], time_utc=when,
-                           satellites=int(data["satellites"] or 0), hdop=float(data["hdop"]))
-        except (KeyError, TypeError, ValueError):
             return None
 
     def battery_percent(self) -> float | None:

@@ -7,7 +7,6 @@ and the tests call it directly.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,12 @@ from kit.store import Store
 from kit.vault import Argon2Cost, PinVault
 from sync.envelope import KitKeys, OfficePublicKeys, fingerprint
 from sync.errors import ConfigError, ValidationError
-
-KIT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,31}$")
+from sync.protocol import KIT_ID_RE
 
 
 def check_kit_id(kit_id: str) -> None:
+    """The technician's kit id, checked by the rule the protocol uses (it names topics and the
+    broker user), with a message that says how to fix it."""
     if not KIT_ID_RE.match(kit_id):
         raise ValidationError(
             id=f"ID kit '{kit_id}' tidak sah",

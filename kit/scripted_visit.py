@@ -37,35 +37,23 @@ rig's control FIFO (``emulator_control = "DIR/control"`` in the script, or
 from __future__ import annotations
 
 import os
+import threading
 import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from kit.config import KitConfig
 from kit.devices import KitDevices
-from kit.provision import open_vault
-from kit.records import load_assignment
-from kit.store import Store, StoredRecord
-from kit.workflow import (
-    KitContext,
-    RecordingFlow,
-    Step,
-    WorkflowSettings,
-    describe,
-    preflight,
-    require_storable,
-)
-from sensors.errors import DeviceError
-from sync.domain import Assignment, FingerException, FingerPosition, Outcome, PhotoCapture, Target
-from sync.envelope import OfficePublicKeys, load_kit_sign_key
-from sync.errors import JaranIjoError, ValidationError
+from kit.store import StoredRecord
+from kit.visit import VisitController
+from kit.workflow import Step, WorkflowSettings, describe, require_storable
+from sync.domain import Assignment, FingerException, FingerPosition, Outcome, Target
+from sync.errors import ValidationError
 
 Say = Callable[[str], None]
 
@@ -149,7 +137,9 @@ def load_script(path: Path) -> VisitScript:
 
 
 class ScriptedVisits:
-    """Runs visit scripts through the workflow on the kit's devices."""
+    """Runs visit scripts through the one :class:`~kit.visit.VisitController` the kiosk drives,
+    saying what happens; what the script may not decide (which finger is next, when a
+    poor finger is accepted, what sealing stores) the workflow decides."""
 
     def __init__(self, config: KitConfig, devices: KitDevices, say: Say = print, *,
                  emulator_control: Callable[[str], str] | None = None,
@@ -164,81 +154,57 @@ class ScriptedVisits:
     def run(self, script: VisitScript) -> list[StoredRecord]:
         if script.emulator_control and self.emulator_control is None:
             self.emulator_control = fifo_writer(Path(script.emulator_control))
+        controller = VisitController(self.config, devices=self.devices,
+                                     emulator_control=self.emulator_control,
+                                     settings=self.settings)
         sealed: list[StoredRecord] = []
-        with Store.open(self.config.store_path, create=False) as store:
-            vault = open_vault(self.config, store)
-            data_key = vault.unlock(script.officer, script.pin)
+        try:
+            controller.login(script.officer, script.pin)
             self.say(f"officer {script.officer} unlocked the kit")
-            try:
-                assignment = self._assignment(store, data_key, script.assignment)
-                ctx = KitContext(
-                    store=store, data_key=data_key,
-                    signer=load_kit_sign_key(self.config.keys_dir),
-                    office=OfficePublicKeys.load(self.config.keys_dir),
-                    kit_id=self.config.kit.id, officers=[script.officer],
-                    settings=self.settings, gnss_fix=self.devices.gnss_fix,
-                    devices=self.devices.identities)
-                missing = self.devices.missing(self.lang)
-                present: dict[str, str | None] = {
-                    n: missing.get(n) for n in ("camera", "fingerprint", "battery")}
-                present["gnss"] = None if self.devices.gnss_fix() is not None else (
-                    "tidak ada posisi GNSS" if self.lang == "id" else "no GNSS fix")
-                checks = preflight(self.config.data_dir,
-                                   battery_percent=self.devices.battery_percent(),
-                                   devices=present)
-                for check in checks:
-                    self.say(f"  pre-flight {'ok  ' if check.ok else 'WARN'} "
-                             f"{check.message(self.lang)}")
-                require_storable(checks)
-                for visit in script.visits:
-                    target = _pick_target(assignment, visit.target)
-                    number = assignment.targets.index(target) + 1
-                    stored = self.visit(ctx, target, visit, label=f"resident {number}")
-                    if stored is not None:
-                        sealed.append(stored)
-            finally:
-                data_key.forget()
+            assignment = controller.open_assignment(script.assignment)
+            checks = controller.preflight(self.lang, gnss_wait_s=2.0)
+            for check in checks:
+                self.say(f"  pre-flight {'ok  ' if check.ok else 'WARN'} "
+                         f"{check.message(self.lang)}")
+            require_storable(checks)
+            for visit in script.visits:
+                target = _pick_target(assignment, visit.target)
+                number = assignment.targets.index(target) + 1
+                stored = self.visit(controller, target, visit, label=f"resident {number}")
+                if stored is not None:
+                    sealed.append(stored)
+        finally:
+            controller.close()
         return sealed
 
-    @staticmethod
-    def _assignment(store: Store, key: Any, wanted: str) -> Assignment:
-        ids = [a["id"] for a in store.assignments()]
-        if not ids:
-            raise ValidationError(id="Belum ada penugasan di kit",
-                                  en="There is no assignment on the kit",
-                                  hint_id="Impor atau terima penugasan dulu",
-                                  hint_en="Import or receive an assignment first",
-                                  code="no_assignment")
-        return load_assignment(store, key, ids[0] if wanted == "first" else wanted)
-
     # -- one visit ----------------------------------------------------------------------------
-    def visit(self, ctx: KitContext, target: Target, visit: Visit,
+    def visit(self, controller: VisitController, target: Target, visit: Visit,
               label: str = "resident") -> StoredRecord | None:
-        if visit.resume:
-            draft = next((d for d in ctx.store.drafts() if d["target_id"] == target.id), None)
-            if draft is None:
-                raise ValidationError(id="Tidak ada draf untuk dilanjutkan",
-                                      en="No draft to resume for this target", code="no_draft")
-            flow = RecordingFlow.resume(ctx, draft["recording_id"])
-            self.say(f"{label}: resumed at step {flow.step}")
-        else:
-            if any(d["target_id"] == target.id for d in ctx.store.drafts()):
-                raise ValidationError(
-                    id="Ada draf rekaman untuk warga ini: lanjutkan (resume) atau buang dulu",
-                    en="A draft recording exists for this resident: resume it or discard it",
-                    hint_id="Tambahkan resume = true pada kunjungan ini",
-                    hint_en="Add resume = true to this visit", code="draft_exists")
-            flow = RecordingFlow.start(ctx, target)
-            self.say(f"{label}: recording {flow.recording.id} started")
+        draft = controller.row(target.id).draft
+        if visit.resume and draft is None:
+            raise ValidationError(id="Tidak ada draf untuk dilanjutkan",
+                                  en="No draft to resume for this target", code="no_draft")
+        if not visit.resume and draft is not None:
+            raise ValidationError(
+                id="Ada draf rekaman untuk warga ini: lanjutkan (resume) atau buang dulu",
+                en="A draft recording exists for this resident: resume it or discard it",
+                hint_id="Tambahkan resume = true pada kunjungan ini",
+                hint_en="Add resume = true to this visit", code="draft_exists")
         if visit.outcome not in ("record",):
-            stored = flow.not_recorded(Outcome(visit.outcome), visit.note)
+            stored = controller.not_recorded(target.id, Outcome(visit.outcome), visit.note,
+                                             self.lang)
             self.say(f"{label}: not recorded ({visit.outcome}), sealed {stored.size} bytes")
             return stored
+        flow, _warnings = controller.start(target, self.lang)
+        if draft is not None:
+            self.say(f"{label}: resumed at step {flow.step}")
+        else:
+            self.say(f"{label}: recording {flow.recording.id} started")
         steps = {
-            Step.PHOTO: lambda: self._photo(flow, visit),
+            Step.PHOTO: lambda: self._photo(controller, visit),
             Step.PHOTO_APPROVAL: lambda: flow.approve_photo(visit.approve_photo),
-            Step.FINGERPRINTS: lambda: self._fingers(flow, target, visit),
-            Step.SIGNATURE: lambda: self._signature(flow, visit),
+            Step.FINGERPRINTS: lambda: self._fingers(controller, visit),
+            Step.SIGNATURE: lambda: self._signature(controller, visit),
             Step.WITNESS: lambda: flow.set_witness(str(visit.witness.get("name", "")),
                                                    str(visit.witness.get("role", "")),
                                                    bool(visit.witness.get("consent", False))),
@@ -246,79 +212,63 @@ class ScriptedVisits:
         while flow.step != Step.REVIEW:
             self.say(f"{label}: at step {flow.step}")
             if visit.pause_at and flow.step == Step(visit.pause_at):
-                flow.pause()
+                controller.pause()
                 self.say(f"{label}: paused at {flow.step} (draft kept, encrypted)")
                 return None
             steps[flow.step]()
         summary = describe(flow.recording)
-        stored = flow.seal()
+        stored = controller.seal()
         self.say(f"{label}: sealed {stored.size} bytes (sha256 {stored.sha256[:12]}...): "
                  f"{flow.recording.outcome}, {summary['fingers_captured']} fingers, "
                  f"exceptions {summary['finger_exceptions'] or 'none'}, "
                  f"signature {summary['signature']}")
         return stored
 
-    def _photo(self, flow: RecordingFlow, visit: Visit) -> None:
-        camera = self.devices.camera
-        if camera is None:
-            raise self.devices.problems.get("camera") or _missing("camera")
+    def _photo(self, controller: VisitController, visit: Visit) -> None:
+        controller.camera()  # a missing camera says so before anything else
         if self.devices.camera_emulator is not None:
             self.devices.camera_emulator.control("scene", visit.photo_scene)
             time.sleep(2.5 / max(1.0, self.config.devices.camera.fps))  # let new frames come
-        from sensors.camera import PHOTO_THRESHOLD, assess_photo
-
         for _ in range(2):  # best of two stills
-            still = camera.capture()
-            assessment = assess_photo(still.rgb)
+            _kept, assessment = controller.take_photo()
             quality = assessment.quality
-            h, w = still.rgb.shape[:2]
-            flow.add_photo(PhotoCapture(
-                jpeg=still.jpeg, width=w, height=h, quality_score=quality.score,
-                quality_threshold=PHOTO_THRESHOLD, below_threshold_reason=None,
-                captured_at=datetime.now(UTC)))
             self.say(f"  photo: quality {quality.score}/100"
                      f"{'' if quality.ok else ' - ' + quality.reason(self.lang)}")
-        flow.accept_photo(visit.photo_reason or None)
+        controller.require_flow().accept_photo(visit.photo_reason or None)
 
-    def _fingers(self, flow: RecordingFlow, target: Target, visit: Visit) -> None:
+    def _fingers(self, controller: VisitController, visit: Visit) -> None:
+        flow = controller.require_flow()
         for position, exception in visit.exceptions.items():
             if FingerPosition(position) not in flow.recording.fingers:
                 flow.finger_exception(FingerPosition(position), FingerException(exception),
                                       note="" if exception != "other" else "lihat catatan")
                 self.say(f"  finger {position}: exception {exception}")
         wanted = [FingerPosition(p) for p in visit.fingers if p not in visit.exceptions]
-        sensor = self.devices.fingerprint
+        never = threading.Event()
         while (position := flow.next_finger()) is not None:
             if position not in wanted:
                 flow.finger_exception(position, FingerException.OTHER,
                                       note="tidak direkam atas keputusan petugas")
                 continue
-            if sensor is None:
-                raise self.devices.problems.get("fingerprint") or _missing("fingerprint")
-            if self.emulator_control is not None:
-                self.emulator_control(f"fingerprint person {target.id}")
-                self.emulator_control(f"fingerprint finger {int(position)}")
-            else:
+            if self.emulator_control is None:
                 self.say(f"  place finger {int(position)} ({position.label(self.lang)})")
             started = time.monotonic()
-            sensor.wait_for_finger()
-            image = sensor.capture()
-            quality = sensor.quality(image)
-            kept = flow.add_finger(position, image.png, quality.score)
+            result = controller.capture_finger(position, never, progress=lambda _got, _all: None)
+            if result is None:  # only a cancel ends a wait without a finger; nobody cancels
+                raise ValidationError(id="Perekaman jari dibatalkan", en="Finger capture cancelled",
+                                      code="cancelled")
             self.say(f"  finger {int(position)} ({position.label('en')}): quality "
-                     f"{quality.score}/100 in {time.monotonic() - started:.1f} s"
-                     f"{' (accepted low quality)' if kept.low_quality_accepted else ''}")
-            if self.emulator_control is not None:
-                self.emulator_control("fingerprint lift")
+                     f"{result.quality.score}/100 in {time.monotonic() - started:.1f} s"
+                     f"{' (accepted low quality)' if result.kept.low_quality_accepted else ''}")
         flow.next()
 
-    def _signature(self, flow: RecordingFlow, visit: Visit) -> None:
+    def _signature(self, controller: VisitController, visit: Visit) -> None:
         if visit.cannot_sign:
-            flow.cannot_sign(visit.cannot_sign)
+            controller.require_flow().cannot_sign(visit.cannot_sign)
             self.say(f"  signature: cannot sign ({visit.cannot_sign})")
             return
         strokes = synthetic_signature()
-        flow.sign(strokes, render_strokes(strokes))
+        controller.sign(strokes)
         self.say(f"  signature: {sum(len(s) for s in strokes)} points")
 
 
@@ -329,10 +279,6 @@ def _pick_target(assignment: Assignment, wanted: int | str) -> Target:
                                   en=f"There is no target number {wanted}", code="target")
         return assignment.targets[wanted - 1]
     return assignment.target(wanted)
-
-
-def _missing(name: str) -> DeviceError:
-    return DeviceError(name, "open", id=f"{name} tidak tersedia", en=f"{name} is not available")
 
 
 def fifo_writer(path: Path) -> Callable[[str], str]:
@@ -361,20 +307,3 @@ def synthetic_signature(seed: int = 7) -> list[list[tuple[float, float, float]]]
         strokes.append(points)
         t += 0.3
     return strokes
-
-
-def render_strokes(strokes: list[list[tuple[float, float, float]]], width: int = 600,
-                   height: int = 200) -> bytes:
-    """Draw strokes in black on white and return PNG bytes (what the office prints)."""
-    canvas = np.full((height, width), 255, np.uint8)
-    for stroke in strokes:
-        pts = np.array([[int(x * width), int(y * height)] for x, y, _ in stroke], np.int32)
-        if len(pts) > 1:
-            cv2.polylines(canvas, [pts], False, 0, thickness=3, lineType=cv2.LINE_AA)
-    ok, png = cv2.imencode(".png", canvas)
-    if not ok:
-        raise JaranIjoError(id="Gagal membuat gambar tanda tangan",
-                            en="Could not render the signature")
-    return png.tobytes()
-
-

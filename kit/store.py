@@ -23,13 +23,13 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database, Migrations
 
+from sync.durable import connect_durable, transaction
 from sync.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,14 @@ class StoredRecord:
 
 
 class Store:
-    """The kit's SQLite store. Open it with :meth:`open`; close it with :meth:`close`.
+    """The kit's one SQLite file, for everything the kiosk and the agent keep.
+
+    Assignments and targets (encrypted under the officers' data key), drafts of
+    recordings in progress, sealed records until the office's receipt (the outbox),
+    officer key slots, the agent's inbox, upload progress and command replay guard,
+    the status values the two processes share, and the audit log. Each method is one
+    transaction; the schema grows only by the numbered migrations above. Open it with
+    :meth:`open`, close it with :meth:`close` (or use it as a context manager).
 
     >>> store = Store.open(tmp_path / "kit.db")   # doctest: +SKIP
     """
@@ -139,16 +146,11 @@ class Store:
                 hint_id="Jalankan 'jaranijo provision' lebih dulu",
                 hint_en="Run 'jaranijo provision' first",
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(path, timeout=10.0, isolation_level=None,
-                                   check_same_thread=False)
+            conn = connect_durable(path)
         except sqlite3.Error as exc:
             raise _damaged(path, exc) from None
         try:
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             if check:
                 result = conn.execute("PRAGMA quick_check").fetchall()
@@ -170,16 +172,9 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
         """One durable transaction: committed (and synced) when the block ends without error."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        return transaction(self.conn)
 
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])

@@ -1,15 +1,15 @@
-"""What the kiosk screens call: the kit's store, the officer session, the devices, the recording.
+"""The one visit controller: the kit's store, the officer session, the devices, the recording.
 
-This is glue, not rules: every decision (what a step needs, which finger is
-next, when a poor finger is accepted, what sealing stores) is made by
-:mod:`kit.workflow` and :mod:`kit.session`; this class only combines them
-with the devices the way :class:`kit.scripted_visit.ScriptedVisits` does, so the
-screens stay thin and the headless driver and the kiosk cannot drift apart.
+The kiosk's screens and the scripted visits (:mod:`kit.scripted_visit`,
+``jaranijo record``, the demo) both drive :class:`VisitController`, so they
+cannot drift apart. It is glue, not rules: every decision (what a step needs,
+which finger is next, when a poor finger is accepted, what sealing stores) is
+made by :mod:`kit.workflow` and :mod:`kit.session`.
 
 Nothing here touches Kivy: the blocking calls (a fingerprint download, a
 photo, sealing) are plain functions the app runs on a worker thread.
 
->>> kiosk = VisitController(config)                          # doctest: +SKIP
+>>> kiosk = VisitController(config)                # doctest: +SKIP
 >>> kiosk.login("P-0001", "482913")                # doctest: +SKIP
 >>> flow = kiosk.start(kiosk.assignment.targets[0])  # doctest: +SKIP
 """
@@ -33,8 +33,8 @@ from nacl.exceptions import InvalidkeyError
 from kit.config import KitConfig
 from kit.provision import open_vault
 from kit.records import load_assignment
-from kit.scripted_visit import render_strokes
 from kit.session import OfficerSession
+from kit.shared_readings import shared_modem_view
 from kit.store import Store, StoredRecord
 from kit.workflow import (
     Check,
@@ -50,7 +50,7 @@ from sensors import Quality
 from sensors.errors import DeviceError
 from sync.domain import Assignment, FingerCapture, FingerPosition, Outcome, PhotoCapture, Target
 from sync.envelope import OfficePublicKeys, load_kit_sign_key
-from sync.errors import ValidationError
+from sync.errors import JaranIjoError, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,19 @@ class VisitController:
         self.assignment = load_assignment(self.store, self.session.data_key, chosen["id"])
         return self.assignment
 
+    def open_assignment(self, wanted: str = "first") -> Assignment:
+        """One assignment by id, or ``"first"`` the first the kit holds (a scripted visit)."""
+        ids = [a["id"] for a in self.store.assignments()]
+        if not ids:
+            raise ValidationError(id="Belum ada penugasan di kit",
+                                  en="There is no assignment on the kit",
+                                  hint_id="Impor atau terima penugasan dulu",
+                                  hint_en="Import or receive an assignment first",
+                                  code="no_assignment")
+        self.assignment = load_assignment(self.store, self.session.data_key,
+                                          ids[0] if wanted == "first" else wanted)
+        return self.assignment
+
     def drafts(self) -> tuple[list[DraftInfo], list[DraftInfo]]:
         return drafts(self.store, self.clock(), self.settings)
 
@@ -248,14 +261,19 @@ class VisitController:
             gnss_fix=devices.gnss_fix if devices is not None else (lambda: None),
             devices=devices.identities if devices is not None else dict, clock=self.clock)
 
-    def preflight(self, lang: str) -> list[Check]:
+    def preflight(self, lang: str, *, gnss_wait_s: float | None = None) -> list[Check]:
+        """The checks before a recording. With ``gnss_wait_s`` a missing fix after that wait
+        is a warning too (a scripted visit that holds its own receiver); without, only a
+        missing receiver is (the kiosk, whose fix comes from the agent)."""
         devices = self.devices
         missing = devices.missing(lang) if devices is not None else {}
+        present = {n: missing.get(n) for n in ("camera", "fingerprint", "gnss", "battery")}
+        if gnss_wait_s is not None and devices is not None and \
+                devices.gnss_fix(timeout=gnss_wait_s) is None:
+            present["gnss"] = "tidak ada posisi GNSS" if lang == "id" else "no GNSS fix"
         return preflight(self.config.data_dir,
                          battery_percent=devices.battery_percent() if devices else None,
-                         devices={n: missing.get(n) for n in ("camera", "fingerprint", "gnss",
-                                                             "battery")},
-                         now=self.clock(), disk_usage=self.disk_usage)
+                         devices=present, now=self.clock(), disk_usage=self.disk_usage)
 
     def start(self, target: Target, lang: str) -> tuple[RecordingFlow, list[Check]]:
         """Pre-flight (refuses only when a record could not be stored), then a new recording
@@ -294,7 +312,7 @@ class VisitController:
 
     def take_photo(self) -> tuple[PhotoCapture, Any]:
         """A still, judged; the workflow keeps the best so far. Returns (kept, assessment)."""
-        from sensors.camera import PHOTO_THRESHOLD, assess_photo
+        from sensors.photo_quality import assess_photo
 
         flow = self.require_flow()
         still = self.camera().capture()
@@ -302,7 +320,7 @@ class VisitController:
         h, w = still.rgb.shape[:2]
         kept = flow.add_photo(PhotoCapture(
             jpeg=still.jpeg, width=w, height=h, quality_score=assessment.quality.score,
-            quality_threshold=PHOTO_THRESHOLD, below_threshold_reason=None,
+            quality_threshold=assessment.quality.threshold, below_threshold_reason=None,
             captured_at=datetime.now(UTC)))
         return kept, assessment
 
@@ -380,11 +398,11 @@ class VisitController:
             # when a test or a bench gives it one).
             fix = devices.gnss_fix(timeout=0.0)
             accuracy = None if fix is None else fix.accuracy_m
-        modem = store.status("modem")
+        modem = shared_modem_view(store)  # the agent's, which alone opens the modem port
         bars = operator = None
-        if isinstance(modem, dict):
-            operator = modem.get("operator")
-            bars = _bars(modem.get("rssi_dbm"), modem.get("bars"))
+        if modem is not None:
+            operator = modem.operator
+            bars = _bars(modem.rssi_dbm)
         lock = store.status("ui_lock", {})
         return StatusSnapshot(percent, charging, bars, operator, accuracy, len(store.outbox()),
                               isinstance(lock, dict) and bool(lock.get("locked")))
@@ -410,10 +428,25 @@ class VisitController:
         return out
 
 
-def _bars(rssi_dbm: Any, bars: Any) -> int | None:
-    """0-4 bars from RSSI (3GPP TS 27.007 range -113...-51 dBm) unless the agent gave bars."""
-    if isinstance(bars, int):
-        return max(0, min(4, bars))
-    if isinstance(rssi_dbm, (int, float)):
-        return int(np.clip((rssi_dbm + 113) / 62 * 4 + 0.5, 0, 4))
-    return None
+def _bars(rssi_dbm: float | None) -> int | None:
+    """0-4 bars from RSSI (3GPP TS 27.007 range -113...-51 dBm)."""
+    if rssi_dbm is None:
+        return None
+    return int(np.clip((rssi_dbm + 113) / 62 * 4 + 0.5, 0, 4))
+
+
+def render_strokes(strokes: list[list[tuple[float, float, float]]], width: int = 600,
+                   height: int = 200) -> bytes:
+    """Draw strokes in black on white and return PNG bytes (what the office prints)."""
+    import cv2  # here, not at the top: the kiosk's screens import this module early
+
+    canvas = np.full((height, width), 255, np.uint8)
+    for stroke in strokes:
+        pts = np.array([[int(x * width), int(y * height)] for x, y, _ in stroke], np.int32)
+        if len(pts) > 1:
+            cv2.polylines(canvas, [pts], False, 0, thickness=3, lineType=cv2.LINE_AA)
+    ok, png = cv2.imencode(".png", canvas)
+    if not ok:
+        raise JaranIjoError(id="Gagal membuat gambar tanda tangan",
+                            en="Could not render the signature")
+    return png.tobytes()

@@ -37,14 +37,15 @@ from nacl.signing import SigningKey
 from kit.records import seal_recording
 from kit.store import Store, StoredRecord
 from kit.vault import DataKey
+from sensors.fingerprint_quality import QUALITY_THRESHOLD
 from sync import __version__
 from sync.domain import (
     FingerCapture,
     FingerException,
     FingerPosition,
-    GnssFix,
     Outcome,
     PhotoCapture,
+    RecordedFix,
     Recording,
     SignatureCapture,
     Target,
@@ -82,8 +83,9 @@ class WorkflowSettings:
     """Tunables, from the kit configuration."""
 
     finger_attempts: int = 3
-    photo_threshold: int = 50
-    finger_threshold: int = 40
+    # The sensor library's pass mark, so the kit has one value. A photo's pass mark
+    # travels with each photo (PhotoCapture.quality_threshold, from sensors.photo_quality).
+    finger_threshold: int = QUALITY_THRESHOLD
     draft_lifetime_hours: float = 72.0
     draft_warning_hours: float = 12.0
 
@@ -99,7 +101,7 @@ class KitContext:
     kit_id: str
     officers: list[str]
     settings: WorkflowSettings = field(default_factory=WorkflowSettings)
-    gnss_fix: Callable[[], GnssFix | None] = lambda: None
+    gnss_fix: Callable[[], RecordedFix | None] = lambda: None
     devices: Callable[[], dict[str, str]] = dict
     clock: Callable[[], float] = time.time
 
@@ -285,6 +287,26 @@ class RecordingFlow:
                 and (kept.quality_score or 0) < self.ctx.settings.finger_threshold
                 and self.finger_attempts.get(int(kept.position), 0)
                 < self.ctx.settings.finger_attempts)
+
+    def finger_state(self, position: FingerPosition) -> str:
+        """What the hand diagram shows for a finger: ``todo``, ``exception``, ``low`` (kept
+        below the pass mark, or accepted as is) or ``done``."""
+        kept = self.recording.fingers.get(FingerPosition(position))
+        if kept is None:
+            return "todo"
+        if kept.exception is not None:
+            return "exception"
+        if kept.low_quality_accepted or \
+                (kept.quality_score or 0) < self.ctx.settings.finger_threshold:
+            return "low"
+        return "done"
+
+    def can_accept_as_is(self, position: FingerPosition) -> bool:
+        """A poor capture the officer may keep now, flagged, instead of trying again."""
+        kept = self.recording.fingers.get(FingerPosition(position))
+        return (kept is not None and kept.image_png is not None
+                and not kept.low_quality_accepted
+                and (kept.quality_score or 0) < self.ctx.settings.finger_threshold)
 
     def attempts_left(self, position: FingerPosition) -> int:
         return max(0, self.ctx.settings.finger_attempts

@@ -122,13 +122,8 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from office.receiver import (
-        BrokerSettings,
-        KitDirectory,
-        OfficeDb,
-        OfficeKeysForLink,
-        OfficeReceiver,
-    )
+    from office.db import OfficeDb
+    from office.ingest import BrokerSettings, KitDirectory, OfficeKeysForLink, OfficeReceiver
     from sync.envelope import read_secret_file
     from sync.protocol import OFFICE_USER
 
@@ -157,7 +152,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_assign(args: argparse.Namespace) -> int:
     from nacl.signing import SigningKey
 
-    from office.receiver import OfficeDb, seal_assignment
+    from office.db import OfficeDb
+    from office.outbound import seal_assignment
     from sync.domain import read_assignment_file
     from sync.envelope import KitPublicKeys, read_key_file
     from sync.protocol import check_kit_id
@@ -189,7 +185,8 @@ def cmd_assign(args: argparse.Namespace) -> int:
 def cmd_command(args: argparse.Namespace) -> int:
     from nacl.signing import SigningKey
 
-    from office.receiver import OfficeDb, make_command
+    from office.db import OfficeDb
+    from office.outbound import make_command
     from sync.envelope import read_key_file
 
     settings: dict[str, Any] = {}
@@ -218,7 +215,7 @@ def cmd_command(args: argparse.Namespace) -> int:
 
 
 def cmd_kits(args: argparse.Namespace) -> int:
-    from office.receiver import OfficeDb
+    from office.db import OfficeDb
 
     db = OfficeDb.open(args.db)
     try:

@@ -1126,7 +1126,7 @@ class Assignment:
 
 
 @dataclass
-class GnssFix:
+class RecordedFix:
     """Where the kit was when the recording was made, from the modem's GNSS receiver.
 
     ``accuracy_m`` is the estimated horizontal error in metres (from HDOP);
@@ -1149,7 +1149,7 @@ class GnssFix:
         }
 
     @classmethod
-    def from_canonical(cls, data: object, where: str = "gnss") -> GnssFix:
+    def from_canonical(cls, data: object, where: str = "gnss") -> RecordedFix:
         f = _Fields(data, where)
         fix = cls(
             lat=f.get("lat", float), lon=f.get("lon", float),
@@ -1379,7 +1379,7 @@ class Recording:
     kit_id: str
     started_at: datetime
     finished_at: datetime | None = None
-    gnss: GnssFix | None = None
+    gnss: RecordedFix | None = None
     outcome: Outcome | None = None
     outcome_note: str = ""
     photo: PhotoCapture | None = None
@@ -1594,7 +1594,7 @@ class Recording:
             kit_id=f.get("kit_id", str),
             started_at=started_at,
             finished_at=f.moment("finished_at", nullable=True),
-            gnss=f.nested("gnss", GnssFix.from_canonical, nullable=True),
+            gnss=f.nested("gnss", RecordedFix.from_canonical, nullable=True),
             outcome=f.enum("outcome", Outcome, nullable=True),
             outcome_note=f.get("outcome_note", str),
             photo=f.nested("photo", PhotoCapture.from_canonical, nullable=True),

@@ -149,6 +149,26 @@ def read_key_file(path: Path, kind: str, *, secret: bool) -> bytes:
     return raw
 
 
+def key_file(directory: Path, kind: str) -> Path:
+    """Where a key of ``kind`` lives in a key folder: ``office-sign-secret`` is
+    ``office-sign.key``, ``kit-box-public`` is ``kit-box.pub``. The one place key file
+    names are spelled."""
+    base, _, half = kind.rpartition("-")
+    if half not in ("secret", "public") or not base:
+        raise ValueError(f"not a key kind: {kind!r}")
+    return Path(directory) / f"{base}.{'key' if half == 'secret' else 'pub'}"
+
+
+def load_key(directory: Path, kind: str) -> bytes:
+    """The raw key of ``kind`` from its file in ``directory`` (see :func:`key_file`)."""
+    return read_key_file(key_file(directory, kind), kind, secret=kind.endswith("-secret"))
+
+
+def save_key(directory: Path, kind: str, raw: bytes) -> None:
+    """Write the key of ``kind`` into ``directory``; a secret one 0600."""
+    write_key_file(key_file(directory, kind), kind, raw, secret=kind.endswith("-secret"))
+
+
 def read_secret_file(path: Path, what: str) -> str:
     """A password kept in a file of its own (the broker login of a kit or of the office).
 
@@ -184,17 +204,13 @@ class OfficePublicKeys:
     @classmethod
     def load(cls, directory: Path) -> OfficePublicKeys:
         return cls(
-            seal=PublicKey(read_key_file(directory / "office-seal.pub", "office-seal-public",
-                                         secret=False)),
-            sign=VerifyKey(read_key_file(directory / "office-sign.pub", "office-sign-public",
-                                         secret=False)),
+            seal=PublicKey(load_key(directory, "office-seal-public")),
+            sign=VerifyKey(load_key(directory, "office-sign-public")),
         )
 
     def save(self, directory: Path) -> None:
-        write_key_file(directory / "office-seal.pub", "office-seal-public", bytes(self.seal),
-                       secret=False)
-        write_key_file(directory / "office-sign.pub", "office-sign-public", bytes(self.sign),
-                       secret=False)
+        save_key(directory, "office-seal-public", bytes(self.seal))
+        save_key(directory, "office-sign-public", bytes(self.sign))
 
 
 @dataclass(frozen=True)
@@ -217,19 +233,15 @@ class OfficeKeys:
         return OfficePublicKeys(seal=self.seal.public_key, sign=self.sign.verify_key)
 
     def save(self, directory: Path) -> None:
-        write_key_file(directory / "office-seal.key", "office-seal-secret", bytes(self.seal),
-                       secret=True)
-        write_key_file(directory / "office-sign.key", "office-sign-secret", bytes(self.sign),
-                       secret=True)
+        save_key(directory, "office-seal-secret", bytes(self.seal))
+        save_key(directory, "office-sign-secret", bytes(self.sign))
         self.public.save(directory)
 
     @classmethod
     def load(cls, directory: Path) -> OfficeKeys:
         return cls(
-            seal=PrivateKey(read_key_file(directory / "office-seal.key", "office-seal-secret",
-                                          secret=True)),
-            sign=SigningKey(read_key_file(directory / "office-sign.key", "office-sign-secret",
-                                          secret=True)),
+            seal=PrivateKey(load_key(directory, "office-seal-secret")),
+            sign=SigningKey(load_key(directory, "office-sign-secret")),
         )
 
 
@@ -243,17 +255,13 @@ class KitPublicKeys:
     @classmethod
     def load(cls, directory: Path) -> KitPublicKeys:
         return cls(
-            sign=VerifyKey(read_key_file(directory / "kit-sign.pub", "kit-sign-public",
-                                         secret=False)),
-            box=PublicKey(read_key_file(directory / "kit-box.pub", "kit-box-public",
-                                        secret=False)),
+            sign=VerifyKey(load_key(directory, "kit-sign-public")),
+            box=PublicKey(load_key(directory, "kit-box-public")),
         )
 
     def save(self, directory: Path) -> None:
-        write_key_file(directory / "kit-sign.pub", "kit-sign-public", bytes(self.sign),
-                       secret=False)
-        write_key_file(directory / "kit-box.pub", "kit-box-public", bytes(self.box),
-                       secret=False)
+        save_key(directory, "kit-sign-public", bytes(self.sign))
+        save_key(directory, "kit-box-public", bytes(self.box))
 
 
 @dataclass(frozen=True)
@@ -283,14 +291,13 @@ class KitKeys:
 
     def save(self, directory: Path) -> None:
         """Write the signing key (0600) and both public keys; the box secret goes to the vault."""
-        write_key_file(directory / "kit-sign.key", "kit-sign-secret", bytes(self.sign),
-                       secret=True)
+        save_key(directory, "kit-sign-secret", bytes(self.sign))
         self.public.save(directory)
 
 
 def load_kit_sign_key(directory: Path) -> SigningKey:
-    """The kit's record-signing key, from ``directory/kit-sign.key``."""
-    return SigningKey(read_key_file(directory / "kit-sign.key", "kit-sign-secret", secret=True))
+    """The kit's record-signing key, from its file in ``directory``."""
+    return SigningKey(load_key(directory, "kit-sign-secret"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The kiosk's Kivy application: one window, the status bar, the screens, and the glue
 that runs slow work off the main thread and reports back on it.
 
-Import this only after :func:`ui.app.configure` (Kivy reads its Config when the
+Import this only after :func:`ui.launch.configure` (Kivy reads its Config when the
 window module is first imported, and the widgets here import it).
 """
 

@@ -65,7 +65,7 @@ def run_kiosk(config: KitConfig, *, lang: str | None = None,
     from kit.devices import KitDevices
     from kit.visit import VisitController
     from sensors.errors import DeviceError
-    from sensors.gpio import open_gpio
+    from sensors.registry import open_gpio
     from sync.errors import JaranIjoError
 
     if fullscreen is None:

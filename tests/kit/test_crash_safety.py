@@ -29,7 +29,7 @@ def test_sigkill_never_loses_a_record_reported_saved(tmp_path: Path) -> None:
         # Let it get going, then kill it at a random moment mid-stream.
         first = proc.stdout.readline()
         assert first.startswith("saved "), first
-        time.sleep(rng.uniform(0.0, 0.25))
+        time.sleep(rng.uniform(0.0, 0.25))  # the time under test: a random kill moment
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         lines = [first, *proc.stdout.read().splitlines()]

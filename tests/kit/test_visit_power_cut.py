@@ -2,7 +2,8 @@
 
 A power cut is a SIGKILL of the recording process at each step; on restart
 the draft is resumed and sealed, and the kit holds exactly one record of
-the resident with everything that was captured.
+the resident with everything that was captured. What is under test is crash
+safety, not the UART: the fingerprint sensor runs unpaced (``kit_on_rig``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from kit.store import Store
 from office.records import open_record
 from sync.domain import FingerException, FingerPosition, Outcome
-from tests.conftest import OFFICER, PIN, KitOnRig
+from tests.conftest import OFFICER, PIN, KitOnRig, unpaced
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,6 +115,7 @@ def test_sensor_unplugged_mid_capture_then_retry(kit_on_rig: KitOnRig, tmp_path:
     assert any("fingerprint" in line.lower() for line in lines), lines
     assert "Traceback" not in "\n".join(lines)
     kit.rig.control("fingerprint", "replug")  # type: ignore[attr-defined]
+    unpaced(kit.rig.devices["fingerprint"])  # type: ignore[attr-defined] # powered up paced
     code, lines = record(kit, script(tmp_path / "r2.toml",
                                      body.replace("target = 1", "target = 1\nresume = true")))
     assert code == 0, lines

@@ -16,47 +16,27 @@ import random
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from kit.config import config_from_dict, dump_config
 from kit.store import Store
 from kit.vault import Argon2Cost, DataKey, PinVault
 from office.broker import LocalBroker
-from office.receiver import (
-    BrokerSettings,
-    KitDirectory,
-    OfficeDb,
-    OfficeKeysForLink,
-    OfficeReceiver,
-)
+from office.db import OfficeDb
+from office.ingest import BrokerSettings, KitDirectory, OfficeKeysForLink, OfficeReceiver
 from sync import protocol as p
 from sync.envelope import RECORD_KIND, KitKeys, OfficeKeys, seal
+from tests.waiting import wait_until
 
 CHEAP = Argon2Cost(opslimit=1, memlimit=8 * 1024 * 1024)
 REPO = Path(__file__).resolve().parents[2]
 OFFICE_PASSWORD = "office-secret-1"
 MONITOR = "jaranijo_monitor"  # a read-only user, as OwnTracks Recorder or a dashboard would have
 INJECTOR = "jaranijo_office_2"  # a second office user: sends what the receiver never would
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.05) -> Any:
-    """Poll until ``condition()`` is truthy; fail the test naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 class Broker(LocalBroker):
@@ -105,14 +85,14 @@ class TestClient:
     def subscribe(self, topic: str) -> list[Any]:
         before = len(self.subacks)
         self.client.subscribe(topic, qos=1)
-        wait_for(lambda: len(self.subacks) > before, 5, f"SUBACK for {topic}")
+        wait_until(lambda: len(self.subacks) > before, 5, f"SUBACK for {topic}")
         return self.subacks[-1]
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1,
                 retain: bool = False) -> Any:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         if qos:
-            wait_for(lambda: info.mid in self.pubacks, 5, f"PUBACK on {topic}")
+            wait_until(lambda: info.mid in self.pubacks, 5, f"PUBACK on {topic}")
             return self.pubacks[info.mid]
         return None
 
@@ -169,8 +149,8 @@ class Office:
                            reconnect_min_s=0.2, reconnect_max_s=1.0, **settings))
         self.thread = threading.Thread(target=self.receiver.serve, name="office", daemon=True)
         self.thread.start()
-        wait_for(lambda: self.receiver is not None and self.receiver.connected, 10,
-                 "the office receiver to connect")
+        wait_until(lambda: self.receiver is not None and self.receiver.connected, 10,
+                   "the office receiver to connect")
         return self.receiver
 
     def stop(self) -> None:

@@ -9,19 +9,12 @@ from pathlib import Path
 from kit.records import load_assignment, open_inbox
 from kit.vault import PinVault
 from office import cli
-from office.receiver import seal_assignment
+from office.outbound import seal_assignment
 from sync import protocol as p
 from sync.domain import SAMPLE_ASSIGNMENT_PATH, Assignment
 from sync.envelope import KitKeys, OfficeKeys, seal
-from tests.link.harness import (
-    CHEAP,
-    INJECTOR,
-    KIT_A,
-    KIT_B,
-    LinkWorld,
-    agent_log,
-    wait_for,
-)
+from tests.link.harness import CHEAP, INJECTOR, KIT_A, KIT_B, LinkWorld, agent_log
+from tests.waiting import wait_until
 
 SAMPLE = SAMPLE_ASSIGNMENT_PATH
 
@@ -44,8 +37,8 @@ def test_assignment_travels_sealed_and_opens_only_in_an_officer_session(
     office.start(world.broker)
     world.start_agent(kit)
     db = office.db()
-    wait_for(lambda: db.assignments(KIT_A)[0]["delivered_at"], 15,
-             f"the kit confirming the assignment\n{agent_log(kit)}")
+    wait_until(lambda: db.assignments(KIT_A)[0]["delivered_at"], 15,
+               lambda: f"the kit confirming the assignment\n{agent_log(kit)}")
 
     with kit.store() as store:
         (row,) = store.inbox()
@@ -69,7 +62,7 @@ def test_forged_replayed_foreign_and_broken_assignments_are_refused(world: LinkW
     world.office.start(world.broker)
     agent = world.start_agent(kit)
     db = world.office.db()
-    wait_for(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online")
+    wait_until(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online")
     content = Assignment.from_json(SAMPLE.read_text(encoding="utf-8")).to_canonical()
     aid = str(content["id"])
     office_sign = world.office.keys.sign
@@ -84,7 +77,8 @@ def test_forged_replayed_foreign_and_broken_assignments_are_refused(world: LinkW
         before = len(acks())
         monitor.publish(p.KitTopics(KIT_A).assign,
                         p.encode_assignment(p.AssignmentMessage(assignment_id, envelope)))
-        return wait_for(lambda: acks()[before:], 10, f"the kit's answer\n{agent_log(kit)}")[0]
+        return wait_until(lambda: acks()[before:], 10,
+                          lambda: f"the kit's answer\n{agent_log(kit)}")[0]
 
     # Version 1, then version 2 of the same assignment: both taken.
     v1, sealed_v1 = seal_assignment(content, aid, KIT_A, kit.keys.public, office_sign)
@@ -115,7 +109,7 @@ def test_forged_replayed_foreign_and_broken_assignments_are_refused(world: LinkW
     assert (answer.ok, answer.reason) == (False, "malformed")  # id differs from the envelope
     before = len(acks())
     monitor.publish(p.KitTopics(KIT_A).assign, b"\x00" * (p.LIMITS["assign"] + 1))
-    answer = wait_for(lambda: acks()[before:], 10, "the kit refusing an oversized message")[0]
+    answer = wait_until(lambda: acks()[before:], 10, "the kit refusing an oversized message")[0]
     assert (answer.ok, answer.reason) == (False, "oversized")
 
     with kit.store() as store:

@@ -17,17 +17,18 @@ import cbor2
 import pytest
 from nacl.signing import SigningKey
 
-from office.receiver import make_command
+from office.outbound import make_command
 from sync import protocol as p
 from sync.envelope import canonical
 from sync.errors import ValidationError, VaultError
-from tests.link.harness import INJECTOR, KIT_A, KIT_B, LinkWorld, agent_log, wait_for
+from tests.link.harness import INJECTOR, KIT_A, KIT_B, LinkWorld, agent_log
+from tests.waiting import wait_until
 
 
 def result_of(world: LinkWorld, command_id: str, timeout: float = 10) -> dict[str, Any]:
     db = world.office.db()
-    row = wait_for(lambda: (db.command(command_id) or {}).get("result_at") and
-                   db.command(command_id), timeout, f"the kit's answer to {command_id}")
+    row = wait_until(lambda: (db.command(command_id) or {}).get("result_at") and
+                     db.command(command_id), timeout, f"the kit's answer to {command_id}")
     return {"ok": bool(row["result_ok"]), **json.loads(row["result"])}
 
 
@@ -41,7 +42,7 @@ def test_signed_commands_run_once_and_everything_else_is_refused(world: LinkWorl
     world.office.start(world.broker)
     agent = world.start_agent(kit)
     db = world.office.db()
-    wait_for(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online")
+    wait_until(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online")
     office_sign = world.office.keys.sign
 
     def send(name: str, args: dict[str, Any] | None = None, **kw: Any) -> str:
@@ -83,10 +84,10 @@ def test_signed_commands_run_once_and_everything_else_is_refused(world: LinkWorl
             before = len(refusals(store))
             injector.publish(topic, payload)
             if reason is None:
-                wait_for(lambda: accepted(replay_cmd.command_id), 10, "the first copy to run")
+                wait_until(lambda: accepted(replay_cmd.command_id), 10, "the first copy to run")
             else:
-                wait_for(lambda n=before: len(refusals(store)) > n, 10,
-                         f"the kit refusing: {reason}")
+                wait_until(lambda n=before: len(refusals(store)) > n, 10,
+                           f"the kit refusing: {reason}")
                 assert refusals(store)[-1] == reason
         assert refusals(store) == [r for _, r in cases if r]
         assert store.key_slot_ids() == ["P-0001"], "the forged wipe ran"
@@ -114,11 +115,11 @@ def test_signed_commands_run_once_and_everything_else_is_refused(world: LinkWorl
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(timeout=10) == 0
     agent = world.start_agent(kit)
-    wait_for(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit back online")
+    wait_until(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit back online")
     with kit.store() as store:
         before = len(refusals(store))
         injector.publish(topic, replayed)
-        wait_for(lambda: len(refusals(store)) > before, 10, "the replay refused after restart")
+        wait_until(lambda: len(refusals(store)) > before, 10, "the replay refused after restart")
         assert refusals(store)[-1] == "replayed"
     injector.close()
 
@@ -134,6 +135,10 @@ def test_wipe_crypto_erases_officer_keys_and_drafts(world: LinkWorld) -> None:
         assert store.drafts() and store.key_slot_ids()
     world.office.start(world.broker)
     world.start_agent(kit)
+    # A command is sent once (QoS 1, not retained): queue it when the kit is subscribed,
+    # which its birth message, published after the subscription, tells the office.
+    db = world.office.db()
+    wait_until(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online")
     command, payload = make_command(KIT_A, "wipe", {}, world.office.keys.sign)
     world.office.db().queue_command(command, payload)
     answer = result_of(world, command.command_id)
@@ -155,7 +160,7 @@ def test_office_command_line_queues_signed_commands_and_lists_kits(
     office.start(world.broker)
     world.start_agent(kit)
     db = office.db()
-    wait_for(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online")
+    wait_until(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online")
     common = ("--kit", KIT_A, "--db", str(office.db_path), "--keys", str(office.keys_dir))
     assert office_cli("command", "config", "interval_idle_s=1200", *common) == 0
     assert office_cli("command", "ping", "--valid-for", "60", *common) == 0

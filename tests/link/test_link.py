@@ -7,6 +7,7 @@ Mosquitto with the production ACL.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,8 +28,8 @@ from tests.link.harness import (
     agent_log,
     office_count,
     queue_records,
-    wait_for,
 )
+from tests.waiting import wait_until
 
 NOT_AUTHORIZED = 0x87
 
@@ -53,7 +54,7 @@ def test_a_kit_can_neither_publish_as_another_nor_read_its_inbox(world: LinkWorl
     # Its own topics work (the control that shows the office would have seen it).
     own = p.encode_status(p.Status(online=True, session=1, tst=1))
     assert kit_a.publish(a.status, own).value == 0
-    wait_for(lambda: office.on(a.status), 5, "kit A's own status at the office")
+    wait_until(lambda: office.on(a.status), 5, "kit A's own status at the office")
 
     # Kit A tries to read kit B's assignments and commands, directly and by wildcard.
     # (Mosquitto 2.0 grants such a subscription and checks read access per message.)
@@ -63,9 +64,9 @@ def test_a_kit_can_neither_publish_as_another_nor_read_its_inbox(world: LinkWorl
     office.publish(b.assign, b"for kit B only")
     office.publish(b.cmd, b"for kit B only")
     office.publish(a.assign, b"for kit A")
-    wait_for(lambda: kit_b.on(b.assign), 5, "kit B's assignment at kit B")
-    wait_for(lambda: kit_a.on(a.assign), 5, "kit A's own assignment at kit A")
-    time.sleep(0.3)
+    wait_until(lambda: kit_b.on(b.assign), 5, "kit B's assignment at kit B")
+    wait_until(lambda: kit_a.on(a.assign), 5, "kit A's own assignment at kit A")
+    time.sleep(0.3)  # a window for what must not come: kit B's messages, were they let through
     assert kit_a.on(b.assign) == [] and kit_a.on(b.cmd) == []
     assert {m.topic for m in kit_a.messages} == {a.assign}
     assert office.on(b.status) == [], "a forged status reached the office"
@@ -73,7 +74,7 @@ def test_a_kit_can_neither_publish_as_another_nor_read_its_inbox(world: LinkWorl
     # Kit A cannot take over kit B's session by choosing B's client id: the broker uses the
     # user name as client id, so kit B stays connected.
     intruder = world.broker.client(KIT_A, client_id=KIT_B)
-    time.sleep(0.3)
+    time.sleep(0.3)  # a window for what must not happen: kit B taken off the broker
     assert kit_b.client.is_connected()
     for c in (intruder, kit_a, kit_b, office):
         c.close()
@@ -96,7 +97,7 @@ def test_status_goes_offline_only_after_the_will_delay(world: LinkWorld) -> None
         return [p.decode_status(m) for m in watcher.on(p.KitTopics(KIT_A).status)]
 
     agent = world.start_agent(kit)
-    wait_for(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online at the office")
+    wait_until(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online at the office")
     first = statuses()[-1]
     assert first.online and first.session >= 1 and first.software
 
@@ -105,8 +106,8 @@ def test_status_goes_offline_only_after_the_will_delay(world: LinkWorld) -> None
     agent.wait()
     dropped = time.monotonic()
     agent = world.start_agent(kit)
-    wait_for(lambda: any(s.online and s.session > first.session for s in statuses()), delay,
-             "the restarted agent's birth message, within the will delay")
+    wait_until(lambda: any(s.online and s.session > first.session for s in statuses()), delay,
+               "the restarted agent's birth message, within the will delay")
     time.sleep(max(0.0, dropped + delay + 1.0 - time.monotonic()))  # past the first will delay
     assert not any(not s.online for s in statuses()), "a short drop flapped the kit offline"
 
@@ -114,7 +115,7 @@ def test_status_goes_offline_only_after_the_will_delay(world: LinkWorld) -> None
     agent.send_signal(signal.SIGKILL)
     agent.wait()
     killed = time.monotonic()
-    wait_for(lambda: (db.kit(KIT_A) or {}).get("online") == 0, 10, "kit offline at the office")
+    wait_until(lambda: (db.kit(KIT_A) or {}).get("online") == 0, 10, "kit offline at the office")
     elapsed = time.monotonic() - killed
     assert elapsed >= delay - 0.3, f"offline after {elapsed:.1f} s, before the {delay} s delay"
     last = statuses()[-1]
@@ -127,11 +128,11 @@ def test_clean_stop_says_shutdown_at_once(world: LinkWorld) -> None:
     world.office.start(world.broker)
     db = world.office.db()
     agent = world.start_agent(kit)
-    wait_for(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online")
+    wait_until(lambda: (db.kit(KIT_A) or {}).get("online") == 1, 10, "kit online")
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(timeout=10) == 0, agent_log(kit)
-    wait_for(lambda: (db.kit(KIT_A) or {}).get("online") == 0, 5,
-             "offline without waiting for the 30 s will delay")
+    wait_until(lambda: (db.kit(KIT_A) or {}).get("online") == 0, 5,
+               "offline without waiting for the 30 s will delay")
     assert json.loads(db.kit(KIT_A)["status"])["reason"] == "shutdown"  # type: ignore[index]
 
 
@@ -160,13 +161,14 @@ def test_200_records_arrive_once_through_outages_and_kills(world: LinkWorld) -> 
 
     def at(threshold: int, action: str) -> None:
         nonlocal agent
-        count = wait_for(lambda: half_way() >= threshold and half_way(), 60,
-                         f"{threshold} records at the office\n{agent_log(kit)}", interval=0.01)
+        count = wait_until(lambda: half_way() >= threshold and half_way(), 60,
+                           lambda: f"{threshold} records at the office\n{agent_log(kit)}",
+                           interval=0.01)
         assert count < 200, "the upload finished before the fault could be injected"
         events.append((action, count, round(time.monotonic() - started, 2)))
         if action == "broker":
             world.broker.stop()
-            time.sleep(0.5)
+            time.sleep(0.5)  # the outage itself: the broker stays down this long
             world.broker.start()
         else:
             agent.send_signal(signal.SIGKILL)
@@ -179,8 +181,8 @@ def test_200_records_arrive_once_through_outages_and_kills(world: LinkWorld) -> 
     at(115, "kill")
     at(150, "broker")
     with kit.store() as store:
-        wait_for(lambda: office_count(db) == 200 and not store.outbox(), 90,
-                 f"all 200 records stored and acknowledged\n{agent_log(kit)}")
+        wait_until(lambda: office_count(db) == 200 and not store.outbox(), 90,
+                   lambda: f"all 200 records stored and acknowledged\n{agent_log(kit)}")
         assert store.outbox_summary() == (0, None, 0)
         assert all(store.record_blob(rid) is None for rid in expected)  # payloads dropped
 
@@ -210,8 +212,8 @@ def test_records_queued_before_the_kit_is_registered_wait_then_go(world: LinkWor
     world.office.start(world.broker)
     db = world.office.db()
     world.start_agent(kit)
-    wait_for(lambda: any(r["reason"] == "kit_unknown" for r in db.refusals()), 15,
-             "the office refusing an unknown kit")
+    wait_until(lambda: any(r["reason"] == "kit_unknown" for r in db.refusals()), 15,
+               "the office refusing an unknown kit")
     assert office_count(db) == 0
     with kit.store() as store:
         assert {r["record_id"] for r in store.outbox()} == set(expected)
@@ -219,8 +221,8 @@ def test_records_queued_before_the_kit_is_registered_wait_then_go(world: LinkWor
                    for r in store.outbox() if r["attempts"])
     kit.keys.public.save(world.office.kits_dir / KIT_A)  # the technician registers the kit
     with kit.store() as store:
-        wait_for(lambda: office_count(db) == 3 and not store.outbox(), 20,
-                 f"records stored once the kit is known\n{agent_log(kit)}")
+        wait_until(lambda: office_count(db) == 3 and not store.outbox(), 20,
+                   lambda: f"records stored once the kit is known\n{agent_log(kit)}")
 
 
 @pytest.mark.parametrize("flaw", ["foreign_signer", "other_office"])
@@ -241,14 +243,14 @@ def test_office_never_acknowledges_a_record_it_cannot_trust(world: LinkWorld, fl
     db = world.office.db()
     world.start_agent(kit)
     reason = {"foreign_signer": "bad_signature", "other_office": "wrong_office_key"}[flaw]
-    wait_for(lambda: sum(r["reason"] == reason for r in db.refusals()) >= 2, 20,
-             f"the office refusing the record twice ({reason})\n{agent_log(kit)}")
-    wait_for(lambda: office_count(db) == 1, 10, "the good record")
+    wait_until(lambda: sum(r["reason"] == reason for r in db.refusals()) >= 2, 20,
+               lambda: f"the office refusing the record twice ({reason})\n{agent_log(kit)}")
+    wait_until(lambda: office_count(db) == 1, 10, "the good record")
     assert db.record(KIT_A, rid) is None
     assert db.record(KIT_A, next(iter(good))) is not None
     with kit.store() as store:
-        wait_for(lambda: (store.outbox_entry(rid) or {}).get("attempts", 0) >= 2, 10,
-                 "the kit counting both refusals")
+        wait_until(lambda: (store.outbox_entry(rid) or {}).get("attempts", 0) >= 2, 10,
+                   "the kit counting both refusals")
         (entry,) = store.outbox()
         assert entry["record_id"] == rid
         assert reason in entry["last_error"]
@@ -285,9 +287,9 @@ def test_office_refuses_oversized_malformed_and_corrupt_payloads(world: LinkWorl
         before = len(db.refusals())
         rogue.publish(topic, payload)
         if reason is None:
-            wait_for(lambda: db.upload(KIT_A, rid), 5, "half the record held")
+            wait_until(lambda: db.upload(KIT_A, rid), 5, "half the record held")
             continue
-        wait_for(lambda n=before: len(db.refusals()) > n, 5, f"the office refusing: {reason}")
+        wait_until(lambda n=before: len(db.refusals()) > n, 5, f"the office refusing: {reason}")
         assert db.refusals()[-1]["reason"] == reason
     assert db.upload(KIT_A, rid) is None, "the corrupt upload was not dropped"
     assert office_count(db) == 0
@@ -296,8 +298,8 @@ def test_office_refuses_oversized_malformed_and_corrupt_payloads(world: LinkWorl
     # The office is still serving: the real agent uploads the same record intact.
     world.start_agent(kit)
     with kit.store() as store:
-        wait_for(lambda: office_count(db) == 1 and not store.outbox(), 15,
-                 f"the record stored intact\n{agent_log(kit)}")
+        wait_until(lambda: office_count(db) == 1 and not store.outbox(), 15,
+                   lambda: f"the record stored intact\n{agent_log(kit)}")
     assert db.record_blob(KIT_A, rid) == blob
 
 
@@ -307,7 +309,7 @@ def test_systemd_hears_ready_watchdog_and_stopping(world: LinkWorld, tmp_path: P
     path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
-    sock.settimeout(10)
+    sock.settimeout(0.1)
     os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"] = str(path), "900000"
     try:
         agent = world.start_agent(kit)
@@ -316,8 +318,11 @@ def test_systemd_hears_ready_watchdog_and_stopping(world: LinkWorld, tmp_path: P
     heard: list[str] = []
 
     def until(state: str, times: int = 1) -> None:
-        while heard.count(state) < times:
-            heard.extend(sock.recv(4096).decode().splitlines())
+        def enough() -> bool:
+            with contextlib.suppress(TimeoutError):
+                heard.extend(sock.recv(4096).decode().splitlines())
+            return heard.count(state) >= times
+        wait_until(enough, 10, lambda: f"{state} x{times} on $NOTIFY_SOCKET (heard {heard})")
 
     until("READY=1")
     started = time.monotonic()

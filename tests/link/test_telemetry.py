@@ -16,7 +16,8 @@ import pytest
 
 from sensors.emulated.rig import EmulatedRig
 from sync import protocol as p
-from tests.link.harness import KIT_A, MONITOR, LinkWorld, agent_log, queue_records, wait_for
+from tests.link.harness import KIT_A, MONITOR, LinkWorld, agent_log, queue_records
+from tests.waiting import wait_until
 
 # Reports only by exception here: the timers are far beyond the test's length.
 BY_EXCEPTION = {"interval_moving_s": 600.0, "interval_idle_s": 600.0,
@@ -59,8 +60,8 @@ def test_telemetry_carries_every_field_from_the_emulated_devices(
         return p.Health(**state)  # type: ignore[arg-type]
 
     # Position, as OwnTracks apps send it: Recorder and Frontend map it unchanged.
-    raw = wait_for(lambda: monitor.on(topics.location), 20,
-                   f"a location report\n{agent_log(kit)}")[0]
+    raw = wait_until(lambda: monitor.on(topics.location), 20,
+                     lambda: f"a location report\n{agent_log(kit)}")[0]
     position, data = p.decode_location(raw)
     assert data["_type"] == "location" and data["tid"] == "01" and data["conn"] == "m"
     assert -8.3 < position.lat < -7.9 and 112.0 < position.lon < 112.5  # Kabupaten Blitar
@@ -70,8 +71,8 @@ def test_telemetry_carries_every_field_from_the_emulated_devices(
 
     # The first report may leave the kit before the receiver's first fix; the fix
     # arriving is news of its own.
-    wait_for(lambda: [h for h in healths() if h.fix_age_s is not None], 10,
-             "a health report with the GNSS fix")
+    wait_until(lambda: [h for h in healths() if h.fix_age_s is not None], 10,
+               "a health report with the GNSS fix")
     first = merged()
     assert first.registered is True and first.access_tech == "LTE"
     assert first.operator and "telkomsel" in first.operator.lower()
@@ -87,13 +88,13 @@ def test_telemetry_carries_every_field_from_the_emulated_devices(
     # By exception: the network changes -> a report within seconds, not at the 600 s timer.
     count = len(healths())
     rig.control("modem", "operator", "indosat")
-    changed = wait_for(lambda: [h for h in healths()[count:] if h.operator and
-                                "indosat" in h.operator.lower()], 10, "a report of the change")
+    changed = wait_until(lambda: [h for h in healths()[count:] if h.operator and
+                                  "indosat" in h.operator.lower()], 10, "a report of the change")
     assert changed[0].tst - first.tst < 30
 
     # The battery's time estimate needs a minute of watching; then every field is there.
-    wait_for(lambda: [h for h in healths() if h.minutes_left is not None], 90,
-             f"a report with the battery's minutes left\n{agent_log(kit)}")
+    wait_until(lambda: [h for h in healths() if h.minutes_left is not None], 90,
+               lambda: f"a report with the battery's minutes left\n{agent_log(kit)}")
     complete = merged()
     missing = [f.name for f in dataclasses.fields(complete) if getattr(complete, f.name) is None]
     assert missing == [], f"health lacks {missing}"

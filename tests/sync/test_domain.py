@@ -29,10 +29,10 @@ from sync.domain import (
     FingerCapture,
     FingerException,
     FingerPosition,
-    GnssFix,
     Outcome,
     PhotoCapture,
     Place,
+    RecordedFix,
     Recording,
     Sex,
     SignatureCapture,
@@ -499,6 +499,11 @@ def test_target_outside_blitar_skips_kecamatan_list() -> None:
     target = sample_target()
     target.address = Address("Jl. Contoh 1", "1", "2", "", "Sukorejo", "Sukorejo", "Kota Blitar")
     target.validate(today=TODAY)
+    assert target.problems(today=TODAY) == []
+    # Sukorejo is a kecamatan of Kota Blitar, not of the Kabupaten: only the kabupaten
+    # named in the address spares it the Kabupaten's list.
+    target.address.kabupaten = "Blitar"
+    assert [p.code for p in target.problems(today=TODAY)] == ["address_kecamatan"]
 
 
 @pytest.mark.parametrize(
@@ -578,7 +583,7 @@ def complete_recording(target: Target | None = None) -> Recording:
     return Recording(
         id=uuid7(), target=target, officers=["ptg-0107", "ptg-0112"], kit_id="blitar-kit-01",
         started_at=T0, finished_at=T0 + timedelta(minutes=25),
-        gnss=GnssFix(-8.1113, 112.1923, 4.5, 168.0, T0, 9, 0.9),
+        gnss=RecordedFix(-8.1113, 112.1923, 4.5, 168.0, T0, 9, 0.9),
         outcome=Outcome.RECORDED,
         photo=PhotoCapture(b"\xff\xd8face", 640, 480, 72, 60, None, T0 + timedelta(seconds=30)),
         fingers=fingers,
@@ -592,8 +597,12 @@ def complete_recording(target: Target | None = None) -> Recording:
 
 def test_complete_recording_passes() -> None:
     recording = complete_recording()
-    recording.check_outcome()
+    assert recording.outcome == Outcome.RECORDED and recording.holds_biometrics
+    assert recording.signature is not None and recording.signature.signed
+    recording.check_outcome()  # raises FieldError on any gap
+    # A resident who cannot sign: the reason stands in for the signature.
     recording.signature = SignatureCapture(cannot_sign_reason="Tangan lumpuh")
+    assert not recording.signature.signed
     recording.check_outcome()
 
 
@@ -808,7 +817,7 @@ recordings = st.builds(
     started_at=moments,
     finished_at=st.none() | moments,
     gnss=st.none() | st.builds(
-        GnssFix, st.floats(-90, 90), st.floats(-180, 180), finite, st.none() | finite, moments,
+        RecordedFix, st.floats(-90, 90), st.floats(-180, 180), finite, st.none() | finite, moments,
         st.integers(0, 40), finite),
     outcome=st.none() | st.sampled_from(Outcome),
     outcome_note=words,
@@ -889,7 +898,7 @@ DELETE = object()
         (["signature", "strokes", 0, 0], [1.0, 2.0], "data_type"),
         (["signature", "strokes", 0, 0], [1.0, "2", 3.0], "data_type"),
         (["step_durations", "photo"], "42", "data_type"),
-        (["id"], str(uuid.uuid4()), "data_value"),
+        (["id"], "0f8fad5b-d9cb-469f-a165-70867728950e", "data_value"),  # a UUIDv4, not v7
         (["id"], "x", "data_value"),
         (["schema"], 2, "data_schema"),
         (["extra"], 1, "data_unknown"),

@@ -16,15 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from kit.agent import (
-    AgentSettings,
-    NetworkReading,
-    PowerReading,
-    Snapshot,
-    TelemetryPolicy,
-    Track,
-    distance_m,
-)
+from kit.agent.reporting import TelemetryPolicy, Track, distance_m
+from kit.agent.sampling import NetworkReading, PowerReading, Snapshot
+from kit.agent.settings import AgentSettings
 from sync import protocol as p
 from sync.protocol import backoff_s
 

@@ -45,27 +45,14 @@ class FingerprintsScreen(KioskScreen):
     def update(self) -> None:
         """Redraw the diagram and the buttons from the workflow's state."""
         flow = self.kiosk.require_flow()
-        states: dict[int, str] = {}
-        for position in FingerPosition:
-            kept = flow.recording.fingers.get(position)
-            if kept is None:
-                states[int(position)] = "todo"
-            elif kept.exception is not None:
-                states[int(position)] = "exception"
-            elif kept.low_quality_accepted or \
-                    (kept.quality_score or 0) < flow.ctx.settings.finger_threshold:
-                states[int(position)] = "low"
-            else:
-                states[int(position)] = "done"
+        states = {int(position): flow.finger_state(position) for position in FingerPosition}
         if self.current:
             states[self.current] = "current"
         self.ids.hands.states = states
         self.all_done = flow.next_finger() is None
         kept = flow.recording.fingers.get(FingerPosition(self.current)) if self.current else None
         self.can_clear = kept is not None
-        self.can_accept = (kept is not None and kept.image_png is not None
-                           and not kept.low_quality_accepted
-                           and (kept.quality_score or 0) < flow.ctx.settings.finger_threshold)
+        self.can_accept = bool(self.current) and flow.can_accept_as_is(FingerPosition(self.current))
         if self.busy:
             return
         if self.current:

@@ -64,7 +64,7 @@ class PhotoScreen(KioskScreen):
         self.app.on_capture_button = None
 
     def _preview_loop(self) -> None:
-        from sensors.camera import assess_photo
+        from sensors.photo_quality import assess_photo
 
         try:
             camera = self.kiosk.camera()

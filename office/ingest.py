@@ -1,18 +1,18 @@
-"""The office end of the link: receive records durably, send receipts, assignments, commands.
+"""Receiving from kits over MQTT: records stored durably, receipts, telemetry, answers.
 
-A minimal service the office issues build on. It holds:
+:class:`OfficeReceiver` is the service ``office serve`` runs. It subscribes
+to every kit, stores what they send in the office database
+(:class:`office.db.OfficeDb`) and publishes what ``office assign`` and
+``office command`` queued there (:mod:`office.outbound`). It needs:
 
-* **its own SQLite file** (WAL, ``synchronous=FULL``): records received,
-  uploads in progress chunk by chunk, the latest status, health and position
-  of every kit, assignments and commands waiting to go out;
-* **the office's signing key** (``office-sign.key``): it signs receipts,
-  assignments and commands. The office *seal* key, which opens records,
-  need not be here: the receiver checks a record without opening it (kit
-  signature, SHA-256 of every byte, sealed to the office's public seal key,
-  ids matching the topic) and stores it still sealed; ``jaranijo office
-  open`` (or the office's later record service) opens it where that key
-  lives. Given the seal key (``open_records=True``) it also opens each
-  record fully before acknowledging it;
+* **the office's signing key** (``office-sign.key``): it signs receipts.
+  The office *seal* key, which opens records, need not be here: the
+  receiver checks a record without opening it (kit signature, SHA-256 of
+  every byte, sealed to the office's public seal key, ids matching the
+  topic) and stores it still sealed; ``jaranijo office open`` (or the
+  office's later record service) opens it where that key lives. Given the
+  seal key (``open_records=True``) it also opens each record fully before
+  acknowledging it;
 * **the kits' public keys**, a folder per kit: ``KITS/{kit_id}/kit-sign.pub``
   and ``kit-box.pub``. A kit without a folder is refused (and retries).
 
@@ -20,7 +20,9 @@ A record is acknowledged -- the signed receipt that lets the kit delete it
 -- only after the transaction that stores it has committed. Every chunk is
 committed before its progress is confirmed, so a kit resumes after any
 interruption on either side from what is really on disk. A record already
-held is never stored twice: a repeat gets the receipt again.
+held is never stored twice: a repeat gets the receipt again. A refused
+record gets a reason and how long to wait before sending it again
+(:data:`RETRY_S`).
 
 >>> receiver = OfficeReceiver(OfficeDb.open("office.db"), OfficeKeysForLink.load(keys), kits,
 ...                           BrokerSettings("broker.example", 8883, tls=True))  # doctest: +SKIP
@@ -29,15 +31,12 @@ held is never stored twice: a repeat gets the receipt again.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import random
-import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,254 +48,18 @@ from nacl.signing import SigningKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from office.db import OfficeDb
+from office.records import open_record
 from sync import protocol as p
-from sync.envelope import KitPublicKeys, OfficeKeys, fingerprint, read_key_file, seal
-from sync.errors import JaranIjoError, KeyFileError, StoreError
+from sync.envelope import KitPublicKeys, OfficeKeys, fingerprint, read_key_file
+from sync.errors import JaranIjoError, KeyFileError
 
-log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    kit_id TEXT NOT NULL, record_id TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-    sealed_at TEXT NOT NULL, received_at REAL NOT NULL, opened INTEGER NOT NULL DEFAULT 0,
-    blob BLOB NOT NULL, PRIMARY KEY (kit_id, record_id));
-CREATE TABLE IF NOT EXISTS uploads (
-    kit_id TEXT NOT NULL, record_id TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-    have INTEGER NOT NULL, started_at REAL NOT NULL, updated_at REAL NOT NULL,
-    PRIMARY KEY (kit_id, record_id));
-CREATE TABLE IF NOT EXISTS chunks (
-    kit_id TEXT NOT NULL, record_id TEXT NOT NULL, off INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (kit_id, record_id, off));
-CREATE TABLE IF NOT EXISTS kits (
-    kit_id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, session INTEGER NOT NULL
-    DEFAULT 0, status_at REAL, status TEXT, health TEXT, health_at REAL, location TEXT,
-    location_at REAL, last_seen REAL);
-CREATE TABLE IF NOT EXISTS positions (
-    kit_id TEXT NOT NULL, tst INTEGER NOT NULL, lat REAL NOT NULL, lon REAL NOT NULL,
-    acc REAL, source TEXT NOT NULL, PRIMARY KEY (kit_id, tst));
-CREATE TABLE IF NOT EXISTS assignments (
-    kit_id TEXT NOT NULL, assignment_id TEXT NOT NULL, sealed_at TEXT NOT NULL,
-    envelope BLOB NOT NULL, queued_at REAL NOT NULL, sent_at REAL, delivered_at REAL,
-    error TEXT NOT NULL DEFAULT '', PRIMARY KEY (kit_id, assignment_id));
-CREATE TABLE IF NOT EXISTS commands (
-    command_id TEXT PRIMARY KEY, kit_id TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
-    issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, payload BLOB NOT NULL,
-    queued_at REAL NOT NULL, sent_at REAL, result_ok INTEGER, result TEXT, result_at REAL);
-CREATE TABLE IF NOT EXISTS refusals (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kit_id TEXT NOT NULL,
-    leaf TEXT NOT NULL, reason TEXT NOT NULL);
-"""
+# Named after the service, not the module: what operators' journal filters already match.
+log = logging.getLogger("office.receiver")
 
 # How long a kit should wait before sending a refused record again, by reason.
 RETRY_S = {"hash": 0, "kit_unknown": 600, "too_large": 86400, "conflict": 86400}
 DEFAULT_RETRY_S = 3600
-
-
-class OfficeDb:
-    """The receiver's SQLite file. One connection per thread; WAL lets the CLI write
-    (queue an assignment) while the service runs."""
-
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
-        self.path = path
-        self.conn = conn
-
-    @classmethod
-    def open(cls, path: str | Path) -> OfficeDb:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = sqlite3.connect(path, timeout=10.0, isolation_level=None,
-                                   check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(
-                id=f"Basis data kantor {path} tidak dapat dibuka ({exc})",
-                en=f"Office database {path} cannot be opened ({exc})",
-                hint_id="Jangan hapus berkasnya; periksa disk dan hak akses",
-                hint_en="Do not delete the file; check the disk and permissions",
-            ) from None
-        return cls(path, conn)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Any:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
-    # -- records ---------------------------------------------------------------------------
-    def record(self, kit_id: str, record_id: str) -> sqlite3.Row | None:
-        return self.conn.execute(
-            "SELECT kit_id, record_id, sha256, size, sealed_at, received_at, opened "
-            "FROM records WHERE kit_id = ? AND record_id = ?", (kit_id, record_id)).fetchone()
-
-    def record_blob(self, kit_id: str, record_id: str) -> bytes | None:
-        row = self.conn.execute("SELECT blob FROM records WHERE kit_id = ? AND record_id = ?",
-                                (kit_id, record_id)).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def records(self, kit_id: str | None = None) -> list[dict[str, Any]]:
-        sql = ("SELECT kit_id, record_id, sha256, size, sealed_at, received_at, opened "
-               "FROM records")
-        rows = self.conn.execute(sql + (" WHERE kit_id = ?" if kit_id else "") +
-                                 " ORDER BY received_at", (kit_id,) if kit_id else ())
-        return [dict(r) for r in rows]
-
-    def upload(self, kit_id: str, record_id: str) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT * FROM uploads WHERE kit_id = ? AND record_id = ?",
-                                 (kit_id, record_id)).fetchone()
-
-    def append_chunk(self, kit_id: str, chunk: p.Chunk, have: int, data: bytes) -> None:
-        """Keep bytes ``have .. have+len(data)`` of an upload, durably."""
-        now = time.time()
-        with self.transaction():
-            self.conn.execute(
-                "INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kit_id, record_id) "
-                "DO UPDATE SET have = excluded.have, updated_at = excluded.updated_at",
-                (kit_id, chunk.record_id, chunk.sha256.hex(), chunk.size, have + len(data),
-                 now, now))
-            self.conn.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)",
-                              (kit_id, chunk.record_id, have, data))
-
-    def assembled(self, kit_id: str, record_id: str) -> bytes:
-        rows = self.conn.execute("SELECT data FROM chunks WHERE kit_id = ? AND record_id = ? "
-                                 "ORDER BY off", (kit_id, record_id))
-        return b"".join(bytes(r[0]) for r in rows)
-
-    def finish_record(self, kit_id: str, record_id: str, sha_hex: str, blob: bytes,
-                      sealed_at: str, opened: bool) -> None:
-        """Store the whole record and drop its chunks, in one durable transaction."""
-        with self.transaction():
-            self.conn.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                              (kit_id, record_id, sha_hex, len(blob), sealed_at, time.time(),
-                               int(opened), blob))
-            self._drop_upload(kit_id, record_id)
-
-    def drop_upload(self, kit_id: str, record_id: str) -> None:
-        with self.transaction():
-            self._drop_upload(kit_id, record_id)
-
-    def _drop_upload(self, kit_id: str, record_id: str) -> None:
-        self.conn.execute("DELETE FROM chunks WHERE kit_id = ? AND record_id = ?",
-                          (kit_id, record_id))
-        self.conn.execute("DELETE FROM uploads WHERE kit_id = ? AND record_id = ?",
-                          (kit_id, record_id))
-
-    # -- kits ------------------------------------------------------------------------------
-    def kit(self, kit_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM kits WHERE kit_id = ?", (kit_id,)).fetchone()
-        return None if row is None else dict(row)
-
-    def kits(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute("SELECT * FROM kits ORDER BY kit_id")]
-
-    def set_kit(self, kit_id: str, **values: Any) -> None:
-        columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in values)
-        self.conn.execute(f"INSERT INTO kits (kit_id, {columns}) VALUES (?, {marks}) "
-                          f"ON CONFLICT(kit_id) DO UPDATE SET {updates}",
-                          (kit_id, *values.values()))
-
-    def add_positions(self, kit_id: str, points: list[p.Position], source: str) -> None:
-        with self.transaction():
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO positions VALUES (?, ?, ?, ?, ?, ?)",
-                [(kit_id, q.tst, q.lat, q.lon, q.acc_m, source) for q in points])
-
-    def positions(self, kit_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(
-            "SELECT tst, lat, lon, acc, source FROM positions WHERE kit_id = ? ORDER BY tst",
-            (kit_id,))]
-
-    def refuse(self, kit_id: str, leaf: str, reason: str) -> None:
-        self.conn.execute("INSERT INTO refusals (ts, kit_id, leaf, reason) VALUES (?, ?, ?, ?)",
-                          (time.time(), kit_id, leaf, reason))
-
-    def refusals(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(
-            "SELECT ts, kit_id, leaf, reason FROM refusals ORDER BY id")]
-
-    # -- outgoing: assignments and commands ------------------------------------------------
-    def queue_assignment(self, kit_id: str, assignment_id: str, sealed_at: str,
-                         envelope: bytes) -> None:
-        self.conn.execute(
-            "INSERT INTO assignments (kit_id, assignment_id, sealed_at, envelope, queued_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(kit_id, assignment_id) DO UPDATE SET "
-            "sealed_at = excluded.sealed_at, envelope = excluded.envelope, "
-            "queued_at = excluded.queued_at, sent_at = NULL, delivered_at = NULL, error = ''",
-            (kit_id, assignment_id, sealed_at, envelope, time.time()))
-
-    def assignments(self, kit_id: str | None = None) -> list[dict[str, Any]]:
-        sql = ("SELECT kit_id, assignment_id, sealed_at, queued_at, sent_at, delivered_at, "
-               "error FROM assignments")
-        rows = self.conn.execute(sql + (" WHERE kit_id = ?" if kit_id else "") +
-                                 " ORDER BY queued_at", (kit_id,) if kit_id else ())
-        return [dict(r) for r in rows]
-
-    def undelivered_assignments(self, kit_id: str | None = None, *,
-                                unsent_only: bool = False) -> list[sqlite3.Row]:
-        sql = "SELECT * FROM assignments WHERE delivered_at IS NULL"
-        args: tuple[Any, ...] = ()
-        if kit_id:
-            sql += " AND kit_id = ?"
-            args = (kit_id,)
-        if unsent_only:
-            sql += " AND sent_at IS NULL"
-        return list(self.conn.execute(sql + " ORDER BY queued_at", args))
-
-    def assignment_sent(self, kit_id: str, assignment_id: str) -> None:
-        self.conn.execute("UPDATE assignments SET sent_at = ? WHERE kit_id = ? AND "
-                          "assignment_id = ?", (time.time(), kit_id, assignment_id))
-
-    def assignment_answered(self, kit_id: str, ack: p.AssignmentAck) -> None:
-        if ack.ok:
-            self.conn.execute(
-                "UPDATE assignments SET delivered_at = ?, error = '' WHERE kit_id = ? AND "
-                "assignment_id = ? AND sealed_at <= ?",
-                (time.time(), kit_id, ack.assignment_id, ack.sealed_at or "~"))
-        else:
-            self.conn.execute("UPDATE assignments SET error = ? WHERE kit_id = ? AND "
-                              "assignment_id = ?", (ack.reason[:200], kit_id, ack.assignment_id))
-
-    def queue_command(self, command: p.Command, payload: bytes) -> None:
-        self.conn.execute(
-            "INSERT INTO commands (command_id, kit_id, name, args, issued_at, expires_at, "
-            "payload, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (command.command_id, command.kit_id, command.name, json.dumps(command.args),
-             command.issued_at, command.expires_at, payload, time.time()))
-
-    def unsent_commands(self) -> list[sqlite3.Row]:
-        return list(self.conn.execute(
-            "SELECT * FROM commands WHERE sent_at IS NULL AND expires_at > ? ORDER BY queued_at",
-            (time.time(),)))
-
-    def command_sent(self, command_id: str) -> None:
-        self.conn.execute("UPDATE commands SET sent_at = ? WHERE command_id = ?",
-                          (time.time(), command_id))
-
-    def command_answered(self, kit_id: str, result: p.CommandResult) -> bool:
-        cursor = self.conn.execute(
-            "UPDATE commands SET result_ok = ?, result = ?, result_at = ? WHERE command_id = ? "
-            "AND kit_id = ? AND result_at IS NULL",
-            (int(result.ok), json.dumps({"why": result.reason, "res": result.result},
-                                        default=str), time.time(), result.command_id, kit_id))
-        return cursor.rowcount == 1
-
-    def command(self, command_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM commands WHERE command_id = ?",
-                                (command_id,)).fetchone()
-        return None if row is None else dict(row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,46 +106,17 @@ class KitDirectory:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sending to kits (used by the CLI; the service publishes what is queued)
-# ---------------------------------------------------------------------------------------------
-
-
-def seal_assignment(content: dict[str, Any], assignment_id: str, kit_id: str,
-                    kit_keys: KitPublicKeys, office_sign: SigningKey) -> tuple[bytes, str]:
-    """The sealed, signed envelope of an assignment for one kit, and its sealing time."""
-    envelope = seal(content, kind=p.ASSIGNMENT_KIND,
-                    ids={"assignment_id": assignment_id, "kit_id": kit_id},
-                    recipient=kit_keys.box, signer=office_sign)
-    sealed_at = str(p.verify_envelope(envelope, office_sign.verify_key)["sealed_at"])
-    if len(p.encode_assignment(p.AssignmentMessage(assignment_id, envelope))) > \
-            p.LIMITS["assign"]:
-        raise p.ProtocolError("oversized", "assignment is too large for one message; "
-                                           "split it into several visits")
-    return envelope, sealed_at
-
-
-def make_command(kit_id: str, name: str, args: dict[str, Any], office_sign: SigningKey, *,
-                 lifetime_s: int = 3600, now: float | None = None) -> tuple[p.Command, bytes]:
-    """A signed command for one kit, valid for ``lifetime_s`` from now."""
-    issued = int(now if now is not None else time.time())
-    command = p.Command(command_id=str(uuid.uuid4()), kit_id=p.check_kit_id(kit_id), name=name,
-                        args=args, issued_at=issued, expires_at=issued + lifetime_s)
-    if name not in p.COMMANDS:
-        raise p.ProtocolError("unknown_command", f"command {name!r} is not one of "
-                                                 f"{', '.join(p.COMMANDS)}")
-    payload = p.sign_command(command, office_sign)
-    if len(payload) > p.LIMITS["cmd"]:
-        raise p.ProtocolError("oversized", "command arguments are too large")
-    return command, payload
-
-
-# ---------------------------------------------------------------------------------------------
 # The service
 # ---------------------------------------------------------------------------------------------
 
 
 @dataclass
 class BrokerSettings:
+    """Where the office's broker is, how the office logs in, and the session's timers.
+
+    >>> BrokerSettings("broker.example", 8883, password=secret, tls=True)  # doctest: +SKIP
+    """
+
     host: str = "localhost"
     port: int = 1883
     username: str = p.OFFICE_USER
@@ -710,8 +444,6 @@ class OfficeReceiver:
         sealed_at = str(header.get("sealed_at", ""))
         if self.keys.full is None:
             return "", sealed_at, False
-        from office.records import open_record
-
         try:
             open_record(blob, self.keys.full, lambda _kit: kit_keys.sign)
         except JaranIjoError as exc:
