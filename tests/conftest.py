@@ -2,7 +2,8 @@
 
 Device fixtures (``fingerprint_device``, ``gps_device``, ``modem_device``)
 give one device under test; ``kit_on_rig`` a provisioned kit with every
-device emulated and an assignment loaded.
+device emulated and an assignment loaded (its fingerprint sensor unpaced,
+see :func:`unpaced`, unless the test is marked ``line_rate``).
 
 On a bench, give the real ports and the same tests run against the hardware::
 
@@ -16,6 +17,7 @@ skipped against real devices, which have no such controls.
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,14 +53,30 @@ class KitOnRig:
         return self.root / "devices" / "control"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "line_rate: run kit_on_rig's fingerprint sensor paced at its baud rate "
+                   "(the kiosk or workflow shows a download as slow as on the wire)")
+
+
 @pytest.fixture
-def kit_on_rig(tmp_path: Path) -> Iterator[KitOnRig]:
+def kit_on_rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KitOnRig]:
+    paced = request.node.get_closest_marker("line_rate") is not None
+    with kit_rig(tmp_path, paced=paced) as kit:
+        yield kit
+
+
+@contextlib.contextmanager
+def kit_rig(tmp_path: Path, *, paced: bool = True) -> Iterator[KitOnRig]:
+    """A :class:`KitOnRig` under ``tmp_path``; ``paced=False`` unpaces its fingerprint sensor."""
     from sensors.emulated.rig import EmulatedRig
 
     office = OfficeKeys.generate()
     office.save(tmp_path / "office")
     rig = EmulatedRig(tmp_path / "devices", fingerprint_baud=115200)
     rig.start()
+    if not paced:
+        unpaced(rig.devices["fingerprint"])
     paths = rig.paths
     try:
         provisioned = provision_kit(
@@ -79,6 +97,20 @@ def kit_on_rig(tmp_path: Path) -> Iterator[KitOnRig]:
                        provisioned.kit_keys.public, assignment)
     finally:
         rig.stop()
+
+
+def unpaced(emulator: Any) -> Any:
+    """Let an emulated fingerprint sensor send as fast as the pty takes bytes.
+
+    For tests about what arrives, not how fast: a 40 kB image then takes milliseconds
+    instead of 3.5 s (115200 baud) or 7 s (57600). The sensor keeps its baud rate (the
+    driver must still open the port at it), only the pacing of the wire goes, until the
+    sensor next powers up (``power-cycle``, ``replug``). Tests about the line rate itself
+    (progress during a download, a stall or an unplug mid-transfer, a new baud rate) stay
+    paced.
+    """
+    emulator.port.baud = 0
+    return emulator
 
 
 DEVICES = ("fingerprint", "gps", "modem")

@@ -11,7 +11,7 @@ bytes per packet on top).
    report costs. Baseline, measured the same way: the same information as
    one plain OwnTracks location JSON per report (health fields as extra
    keys, MQTT 3.1.1, QoS 1, full topic each time, as the OwnTracks apps
-   publish). Per day: :class:`kit.agent.TelemetryPolicy` with the default
+   publish). Per day: :class:`kit.agent.reporting.TelemetryPolicy` with the default
    settings drives a simulated field day (below) and the measured sizes
    price its reports; the baseline sends its JSON at the same instants.
 2. **Records.** 200 sealed records (random content, ~120 kB each, like a
@@ -39,11 +39,14 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from kit.agent import AgentSettings, NetworkReading, PowerReading, Snapshot, TelemetryPolicy
+from kit.agent.reporting import TelemetryPolicy
+from kit.agent.sampling import NetworkReading, PowerReading, Snapshot
+from kit.agent.settings import AgentSettings
 from sensors.emulated.rig import EmulatedRig
 from sync import protocol as p
 from sync.envelope import seal
-from tests.link.harness import KIT_A, MONITOR, LinkWorld, wait_for
+from tests.link.harness import KIT_A, MONITOR, LinkWorld
+from tests.waiting import wait_until
 
 TCPIP = 52  # IPv4 20 + TCP 20 + timestamp option 12, per segment
 RECORDS = 200
@@ -159,13 +162,13 @@ def measure_telemetry(world: LinkWorld, root: Path) -> dict[str, float]:
         monitor.subscribe(topics.health)
         agent = world.start_agent(kit)
         # Connection set-up: CONNECT .. SUBACK, birth status, first location and health.
-        wait_for(lambda: monitor.on(topics.health) and monitor.on(topics.location), 20,
-                 "first reports")
+        wait_until(lambda: monitor.on(topics.health) and monitor.on(topics.location), 20,
+                   "first reports")
         time.sleep(0.3)
         setup_bytes = proxy.total()
         # Steady state: reports every 2 s for 12 s.
-        wait_for(lambda: [p.decode_health(h) for h in monitor.on(topics.health)
-                          if p.decode_health(h).fix_age_s is not None], 10, "a GNSS fix")
+        wait_until(lambda: [p.decode_health(h) for h in monitor.on(topics.health)
+                            if p.decode_health(h).fix_age_s is not None], 10, "a GNSS fix")
         time.sleep(1.0)
         proxy.reset()
         n_loc0, n_health0 = len(monitor.on(topics.location)), len(monitor.on(topics.health))
@@ -194,7 +197,7 @@ def measure_telemetry(world: LinkWorld, root: Path) -> dict[str, float]:
         base.username_pw_set(KIT_A, world.passwords[KIT_A])
         base.connect("127.0.0.1", proxy.port, keepalive=120)
         base.loop_start()
-        wait_for(base.is_connected, 5, "baseline client")
+        wait_until(base.is_connected, 5, "baseline client")
         time.sleep(0.2)
         proxy.reset()
         topic = topics.location
@@ -341,11 +344,11 @@ def measure_upload(root: Path, chunk_bytes: int,
         broker_up = time.monotonic()
         world.office.start(world.broker)
         db = world.office.db()
-        online = wait_for(lambda: (db.kit(KIT_A) or {}).get("online") == 1 and time.monotonic(),
-                          30, "kit online", interval=0.005)
+        online = wait_until(lambda: (db.kit(KIT_A) or {}).get("online") == 1 and time.monotonic(),
+                            30, "kit online", interval=0.005)
         with kit.store() as store:
-            done = wait_for(lambda: not store.outbox() and time.monotonic(), 300,
-                            "empty outbox", interval=0.01)
+            done = wait_until(lambda: not store.outbox() and time.monotonic(), 300,
+                              "empty outbox", interval=0.01)
         assert db.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] == len(blobs)
         wire = proxy.total()
         agent.terminate()
@@ -376,7 +379,7 @@ def measure_plain(root: Path, blobs: list[tuple[str, bytes]]) -> dict[str, float
         sub.on_message = on_message
         sub.connect("127.0.0.1", world.broker.port)
         sub.loop_start()
-        wait_for(sub.is_connected, 5, "subscriber")
+        wait_until(sub.is_connected, 5, "subscriber")
         sub.subscribe(f"{p.ROOT}/kits/+/up", qos=1)
         time.sleep(0.3)
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=KIT_A,
@@ -384,7 +387,7 @@ def measure_plain(root: Path, blobs: list[tuple[str, bytes]]) -> dict[str, float
         pub.username_pw_set(KIT_A, world.passwords[KIT_A])
         pub.connect("127.0.0.1", proxy.port)
         pub.loop_start()
-        wait_for(pub.is_connected, 5, "publisher")
+        wait_until(pub.is_connected, 5, "publisher")
         proxy.reset()
         start = time.monotonic()
         for _, blob in blobs:

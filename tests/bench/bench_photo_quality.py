@@ -22,8 +22,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from sensors.camera import EmulatedCamera, find_faces, photo_quality
-from sensors.emulated.camera import POSES, SCENES, render_scene
+from sensors.emulated.camera import POSES, SCENES, EmulatedCamera, render_scene
+from sensors.photo_quality import find_faces, photo_quality
 
 ROUNDS = 8
 

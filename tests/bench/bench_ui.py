@@ -27,14 +27,12 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     display_gen = ui.display.__wrapped__()
     display = next(display_gen)
-    kit_gen = shared.kit_on_rig.__wrapped__(root)
-    kit = next(kit_gen)
     try:
-        out = ui.run_scenario(display, kit, "bench")["findings"]
+        with shared.kit_rig(root) as kit:
+            out = ui.run_scenario(display, kit, "bench")["findings"]
     finally:
-        for gen in (kit_gen, display_gen):
-            with contextlib.suppress(StopIteration):
-                next(gen)
+        with contextlib.suppress(StopIteration):
+            next(display_gen)
     lat = sorted(out["latencies"])
     frame = statistics.median(out["frame"])
     print("kiosk UI bench (800x480, emulated devices, Xvfb + llvmpipe)")

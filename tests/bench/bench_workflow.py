@@ -22,12 +22,13 @@ from pathlib import Path
 from kit.devices import KitDevices
 from kit.provision import open_vault, provision_kit
 from kit.records import store_assignment
-from kit.scripted_visit import render_strokes, synthetic_signature
+from kit.scripted_visit import synthetic_signature
 from kit.store import Store
+from kit.visit import render_strokes
 from kit.workflow import KitContext, RecordingFlow
-from sensors.camera import PHOTO_THRESHOLD, assess_photo
 from sensors.emulated.rig import EmulatedRig
 from sensors.fingerprint import wire_seconds
+from sensors.photo_quality import PHOTO_THRESHOLD, assess_photo
 from sync.domain import SAMPLE_ASSIGNMENT_PATH, Assignment, FingerPosition, PhotoCapture
 from sync.envelope import OfficeKeys, OfficePublicKeys, load_kit_sign_key
 

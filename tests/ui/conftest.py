@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artefacts" / "screens"
@@ -36,14 +38,24 @@ def display() -> Iterator[str]:
                              "-nolisten", "tcp"], pass_fds=(write,),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write)
-    number = b""
-    deadline = time.monotonic() + 10
-    while not number.endswith(b"\n") and time.monotonic() < deadline:
-        chunk = os.read(read, 16)
-        if not chunk:
-            break
-        number += chunk
-    os.close(read)
+    number = bytearray()
+
+    def told() -> bool:
+        """Xvfb wrote its display number and a newline (or closed the pipe: it died)."""
+        if select.select([read], [], [], 0.1)[0]:
+            chunk = os.read(read, 16)
+            if not chunk:
+                return True
+            number.extend(chunk)
+        return number.endswith(b"\n")
+
+    try:
+        wait_until(told, 10, "Xvfb to tell its display number")
+    except AssertionError:
+        proc.kill()
+        raise
+    finally:
+        os.close(read)
     if not number.strip():
         proc.kill()
         pytest.fail("Xvfb did not start")

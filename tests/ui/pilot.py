@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from kivy.core.window import Window
 from kivy.input.motionevent import MotionEvent
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
+
+from tests.waiting import wait_until
 
 _ids = itertools.count(1000)
 
@@ -84,15 +85,11 @@ class Pilot:
         return box.get("result")
 
     def wait(self, condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.call(condition)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise ScenarioFailed(f"timed out after {timeout} s waiting for {what} "
-                                     f"(screen {self.screen}, messages {self.app.errors_shown})")
-            time.sleep(0.05)
+        """:func:`tests.waiting.wait_until` with ``condition`` run on the main thread; a
+        failure names the screen shown and the messages the kiosk gave."""
+        return wait_until(lambda: self.call(condition), timeout,
+                          lambda: f"{what} (screen {self.screen}, "
+                                  f"messages {self.app.errors_shown})", interval=0.05)
 
     def settle(self, frames: int = 3) -> None:
         for _ in range(frames):
@@ -152,14 +149,21 @@ class Pilot:
     # -- hands -----------------------------------------------------------------------------------
     def tap(self, target: str | Widget, *, wait_enabled: bool = True) -> None:
         widget = self.widget(target) if isinstance(target, str) else target
-        if wait_enabled:
-            self.wait(lambda: not widget.disabled, f"{target} to be enabled")
-        x, y = self.call(lambda: widget.to_window(*widget.center))
-        touch = PilotTouch(x, y)
-        self.call(lambda: EventLoop._dispatch_input("begin", touch))
-        self.settle(2)
+
+        def press() -> tuple[PilotTouch] | None:
+            """Finger down at the widget's centre, once it is enabled (in one frame)."""
+            if wait_enabled and widget.disabled:
+                return None
+            touch = PilotTouch(*widget.to_window(*widget.center))
+            EventLoop._dispatch_input("begin", touch)
+            return (touch,)
+
+        (touch,) = self.wait(press, f"{target} to be enabled")
+        # The loop dispatches input right after the clock callbacks of the frame that queued
+        # it: one more frame and the widget has seen the finger down.
+        self.settle(1)
         self.call(lambda: EventLoop._dispatch_input("end", touch))
-        self.settle(2)
+        self.settle(2)  # the release, then whatever its handler scheduled for the next frame
 
     def drag(self, target: str | Widget, points: list[tuple[float, float]]) -> None:
         """Draw through ``points`` (0..1 of the widget, y down) with one finger."""
@@ -181,11 +185,10 @@ class Pilot:
         self.settle(2)
 
     def keypad(self, screen: str, digits: str) -> None:
+        pad = self.widget(f"{screen}.keypad")
+        keys = self.call(lambda: {getattr(b, "text", None): b for b in pad.children})
         for digit in digits:
-            pad = self.widget(f"{screen}.keypad")
-            button = self.call(lambda d=digit, pad=pad: next(
-                b for b in pad.children if getattr(b, "text", None) == d))
-            self.tap(button)
+            self.tap(keys[digit])
 
     def type_into(self, ref: str, text: str) -> None:
         """Focus a text field by touch, then type as a keyboard would."""

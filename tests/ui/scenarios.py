@@ -324,7 +324,7 @@ def scenario_gpio_capture(p: Pilot) -> dict[str, Any]:
     good = p.call(lambda: p.app.kiosk.flow.recording.photo)
     assert good.quality_score >= good.quality_threshold, good.quality_score
     p.wait(lambda: _rises(buzzer) >= 1 and not buzzer.state, "the success beep", 5)
-    time.sleep(0.5)  # any further beep would have started by now
+    time.sleep(0.5)  # a window for what must not come: any further beep would have started
     ok_beeps = _rises(buzzer)
     ok_led = (p.app.gpio.led.pattern.value, bool(led.state))
     p.shot("gpio-photo")
@@ -337,7 +337,7 @@ def scenario_gpio_capture(p: Pilot) -> dict[str, Any]:
     _press(button)
     p.wait(lambda: not screen.capturing and "·" in screen.result, "the poor photo's result")
     p.wait(lambda: _rises(buzzer) >= 3 and not buzzer.state, "the failure beeps", 5)
-    time.sleep(0.5)
+    time.sleep(0.5)  # a window for what must not come: a fourth beep would have started
     error_beeps = _rises(buzzer)
     p.wait(lambda: len(led.states) >= 6, "the fast error blink", 3)
     error_led = p.app.gpio.led.pattern.value
@@ -455,7 +455,7 @@ def scenario_bench(p: Pilot) -> dict[str, Any]:
     screen = p.app.root_screen("photo")
     p.wait(lambda: screen.frames_shown > 3, "the preview")
     n0, t0 = p.call(lambda: screen.frames_shown), time.perf_counter()
-    time.sleep(4.0)
+    time.sleep(4.0)  # the measurement window for the preview rate
     n1, t1 = p.call(lambda: screen.frames_shown), time.perf_counter()
     camera_fps = float(p.app.kiosk.config.devices.camera.fps)
     with open("/proc/self/status", encoding="ascii") as status:

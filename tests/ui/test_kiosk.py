@@ -2,7 +2,9 @@
 
 Each test runs one scenario from ``scenarios.py`` in a kiosk process of its own and then
 checks, from the outside, what it left behind: the sealed records (opened with the
-office's keys, as the office would), the target statuses, the drafts.
+office's keys, as the office would), the target statuses, the drafts. The fingerprint
+sensor sends unpaced (these tests are about the kiosk, not the UART), except in
+``test_pause_and_resume``, whose one finger downloads at the wire's 115200 baud.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def test_not_recorded_outcome(display: str, kit_on_rig: Any) -> None:
     assert target_status(kit_on_rig, out["findings"]["target_id"]) == "not_recorded"
 
 
+@pytest.mark.line_rate  # one download through the kiosk as slow as on the wire (3.5 s)
 def test_pause_and_resume(display: str, kit_on_rig: Any) -> None:
     out = run_scenario(display, kit_on_rig, "pause_resume")
     [recording] = sealed_recordings(kit_on_rig)
