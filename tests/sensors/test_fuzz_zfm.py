@@ -361,12 +361,23 @@ def test_a_never_ending_reply_is_cut_off() -> None:
     assert time.monotonic() - start < 0.2 + budget + 0.5  # drain, then one budget
 
 
-def test_capture_leaves_no_image_file_behind() -> None:
-    """pyfingerprint writes its image through Pillow: nothing is left behind in RAM."""
-    shm = Path("/dev/shm")
-    before = set(shm.glob("jaranijo-fp-*")) if shm.is_dir() else set()
+def test_capture_leaves_no_image_file_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyfingerprint writes its image through Pillow: nothing is left behind in RAM.
+
+    The directory this capture made is followed (other test workers capture at the same
+    time, so a look at all of /dev/shm would see theirs)."""
+    import sensors.fingerprint as driver
+
+    made: list[Path] = []
+    real = driver._private_dir
+
+    def spy() -> Path:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(driver, "_private_dir", spy)
     sensor = scripted_sensor([*OPEN_REPLIES, ack(b"\x00"), CLEAN_DOWNLOAD, ack(b"\x00")])
     sensor.open()
     sensor.capture()
-    after = set(shm.glob("jaranijo-fp-*")) if shm.is_dir() else set()
-    assert after == before
+    assert made, "the capture used no private directory"
+    assert not any(d.exists() for d in made), made
