@@ -54,7 +54,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from kit.scripted_visit import ScriptedVisits, fifo_writer, load_script
 
     config = read_config(args)
-    script = load_script(Path(args.script))
+    script = load_script(Path(args.script), PinReader(args.pin_stdin))
     control = args.emulator_control or script.emulator_control
     devices = KitDevices.open(config)
     try:
@@ -71,9 +71,13 @@ def cmd_provision(args: argparse.Namespace) -> int:
     from kit.provision import check_kit_id, provision_kit
 
     check_kit_id(args.kit_id)
-    pin = PinReader(args.pin_stdin)(f"New PIN for officer {args.officer}: ")
+    read_pin = PinReader(args.pin_stdin)
+    pin = read_pin(f"New PIN for officer {args.officer}: ")
+    # The technician menu's PIN: the next line (or prompt); empty makes one up, printed once.
+    technician_pin = read_pin("New technician PIN (6-12 digits; empty: make one up): ")
     done = provision_kit(kit_id=args.kit_id, data_dir=Path(args.data_dir),
                          office_public=Path(args.office_public), officer=args.officer, pin=pin,
+                         technician_pin=technician_pin or None,
                          config_path=Path(args.config) if args.config else None,
                          settings={"kit": {"language": args.lang}})
     print("\n".join(done.summary()))
@@ -145,6 +149,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="visit script (TOML); see kit/scripted_visit.py")
     p.add_argument("--emulator-control", metavar="FIFO",
                    help="an emulated rig's control FIFO, to tell the emulated sensor who is there")
+    p.add_argument("--pin-stdin", action="store_true",
+                   help="read the officer's PIN from stdin (when the script has no pin_env)")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("provision", help="create a kit's identity, keys, store and config")
@@ -153,7 +159,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--office-public", required=True, metavar="DIR",
                    help="folder with office-seal.pub and office-sign.pub")
     p.add_argument("--officer", required=True, help="id of the first officer (gets a PIN slot)")
-    p.add_argument("--pin-stdin", action="store_true", help="read PINs from stdin, one a line")
+    p.add_argument("--pin-stdin", action="store_true",
+                   help="read PINs from stdin, one a line: the officer's, then the technician's "
+                        "(an empty line makes one up and prints it once)")
     p.set_defaults(func=cmd_provision)
 
     officer = sub.add_parser("officer", help="officer PIN slots").add_subparsers(

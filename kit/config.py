@@ -61,8 +61,8 @@ class MqttSection:
 
 @dataclass
 class UiSection:
-    # Argon2id hash (nacl.pwhash.str) of the technician menu's PIN; empty means the
-    # factory PIN in ui/kiosk.py, which provisioning should replace.
+    # Argon2id hash (nacl.pwhash.argon2id.str) of the technician menu's PIN, written by
+    # provisioning; empty means the technician menu cannot be opened (no default PIN).
     technician_pin_hash: str = ""
 
 

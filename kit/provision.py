@@ -7,13 +7,16 @@ and the tests call it directly.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nacl.pwhash
+
 from kit.config import KitConfig, config_from_dict, dump_config
 from kit.store import Store
-from kit.vault import Argon2Cost, PinVault
+from kit.vault import Argon2Cost, PinVault, check_pin_format
 from sync.envelope import KitKeys, OfficePublicKeys, fingerprint
 from sync.errors import ConfigError, ValidationError
 from sync.protocol import KIT_ID_RE
@@ -41,15 +44,34 @@ def open_vault(config: KitConfig, store: Store) -> PinVault:
     return PinVault(store, argon2_cost(config), config.security.pin_max_attempts)
 
 
+TECHNICIAN_PIN_DIGITS = 8
+
+
+def generate_technician_pin() -> str:
+    """A random technician PIN (8 digits), printed once at provisioning."""
+    return "".join(secrets.choice("0123456789") for _ in range(TECHNICIAN_PIN_DIGITS))
+
+
+def hash_technician_pin(pin: str, cost: Argon2Cost) -> str:
+    """The Argon2id string kept in ``[ui] technician_pin_hash`` (never the PIN itself)."""
+    check_pin_format(pin)
+    return nacl.pwhash.argon2id.str(pin.encode("utf-8"), opslimit=cost.opslimit,
+                                    memlimit=cost.memlimit).decode("ascii")
+
+
 @dataclass(frozen=True)
 class Provisioned:
     config: KitConfig
     config_path: Path
     kit_keys: KitKeys
+    # The technician PIN when provisioning made one up (shown once, kept nowhere), else "".
+    generated_technician_pin: str = ""
 
     def summary(self) -> list[str]:
         keys = self.config.keys_dir
-        return [
+        tech = ([f"Technician PIN (shown only now, write it down): "
+                 f"{self.generated_technician_pin}"] if self.generated_technician_pin else [])
+        return [*tech,
             f"Kit {self.config.kit.id} provisioned in {self.config.data_dir}",
             f"  config       {self.config_path}",
             f"  kit sign key {fingerprint(bytes(self.kit_keys.sign_public))}",
@@ -59,12 +81,16 @@ class Provisioned:
 
 
 def provision_kit(*, kit_id: str, data_dir: Path, office_public: Path, officer: str,
-                  pin: str, config_path: Path | None = None,
+                  pin: str, technician_pin: str | None = None,
+                  config_path: Path | None = None,
                   settings: dict[str, Any] | None = None) -> Provisioned:
     """Create everything a new kit needs; refuses to touch a kit already provisioned.
 
-    ``settings`` is extra configuration (same shape as the TOML file) merged
-    over the defaults, e.g. device ports on a bench.
+    ``technician_pin`` opens the technician menu; without one a random PIN is made
+    (returned once in :attr:`Provisioned.generated_technician_pin`). Only its Argon2id
+    hash is written, to ``[ui] technician_pin_hash``. ``settings`` is extra
+    configuration (same shape as the TOML file) merged over the defaults, e.g. device
+    ports on a bench.
     """
     check_kit_id(kit_id)
     data_dir = data_dir.resolve()
@@ -79,13 +105,22 @@ def provision_kit(*, kit_id: str, data_dir: Path, office_public: Path, officer: 
     office = OfficePublicKeys.load(office_public)
     raw: dict[str, Any] = {k: dict(v) for k, v in (settings or {}).items()}
     raw.setdefault("kit", {}).update({"id": kit_id, "data_dir": str(data_dir)})
+    generated = "" if technician_pin else generate_technician_pin()
+    check_pin_format(pin)
+    tech_hash = hash_technician_pin(technician_pin or generated,
+                                    argon2_cost(config_from_dict(raw)))
+    raw.setdefault("ui", {})["technician_pin_hash"] = tech_hash
     config = config_from_dict(raw)
     keys_dir = config.keys_dir
-    keys_dir.mkdir(parents=True, exist_ok=True)
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(config.data_dir, 0o700)
+    keys_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(keys_dir, 0o700)
     office.save(keys_dir)
     kit_keys = KitKeys.generate()
     kit_keys.save(keys_dir)
+    for key_file in keys_dir.iterdir():  # public keys too: every kit file is 0600
+        os.chmod(key_file, 0o600)
     with Store.open(config.store_path) as store:
         vault = open_vault(config, store)
         data_key = vault.initialise(officer, pin)
@@ -94,6 +129,8 @@ def provision_kit(*, kit_id: str, data_dir: Path, office_public: Path, officer: 
         store.set_status("kit_id", kit_id)
         store.audit("provisioned", subject=kit_id)
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(dump_config(config), encoding="utf-8")
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(dump_config(config))
     config.source = str(config_path)
-    return Provisioned(config, config_path, kit_keys)
+    return Provisioned(config, config_path, kit_keys, generated)

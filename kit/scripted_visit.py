@@ -7,7 +7,8 @@ real drivers (on emulated or real devices), and prints what happens.
 A script is TOML::
 
     officer = "P-0001"
-    pin = "482913"                 # or pin_env = "OFFICER_PIN"
+    pin_env = "OFFICER_PIN"        # the PIN from this environment variable; without it,
+                                   # the PIN is asked for (or read from stdin, --pin-stdin)
     assignment = "first"           # an assignment id, or "first"
 
     [[visit]]
@@ -32,6 +33,9 @@ On a bench with real devices the driver asks a person to place each finger;
 with emulated devices it tells the emulated sensor who is there through the
 rig's control FIFO (``emulator_control = "DIR/control"`` in the script, or
 ``--emulator-control``).
+
+A PIN is never written in the script (a file is copied, backed up and left
+behind): a script with ``pin = ...`` is refused.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ Say = Callable[[str], None]
 
 VISIT_KEYS = {"target", "outcome", "note", "photo_scene", "photo_reason", "fingers",
               "exceptions", "cannot_sign", "witness", "pause_at", "resume", "approve_photo"}
-SCRIPT_KEYS = {"officer", "pin", "pin_env", "assignment", "emulator_control", "visit"}
+SCRIPT_KEYS = {"officer", "pin_env", "assignment", "emulator_control", "visit"}
 
 
 @dataclass
@@ -94,20 +98,41 @@ def _bad(path: Path, what: str) -> ValidationError:
                            code="script")
 
 
-def load_script(path: Path) -> VisitScript:
-    """Read and check a visit script; a clear error names the file and what is wrong."""
+def load_script(path: Path, read_pin: Callable[[str], str] | None = None) -> VisitScript:
+    """Read and check a visit script; a clear error names the file and what is wrong.
+
+    The officer's PIN comes from the environment variable named by ``pin_env``, or else
+    from ``read_pin`` (the terminal or stdin); never from the file itself.
+    """
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise _bad(path, "file not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _bad(path, f"invalid TOML ({exc})") from None
+    if "pin" in raw:
+        raise ValidationError(
+            id=f"{path}: PIN tidak boleh ditulis di skrip ('pin')",
+            en=f"{path}: a PIN must not be written in the script ('pin')",
+            hint_id="Hapus 'pin'; gunakan pin_env = \"NAMA_VARIABEL\" atau berikan PIN di "
+                    "stdin (--pin-stdin)",
+            hint_en="Remove 'pin'; use pin_env = \"VARIABLE_NAME\" or give the PIN on stdin "
+                    "(--pin-stdin)",
+            code="script_pin")
     unknown = set(raw) - SCRIPT_KEYS
     if unknown:
         raise _bad(path, f"unknown key(s) {sorted(unknown)}")
-    pin = raw.get("pin") or os.environ.get(str(raw.get("pin_env", "")), "")
-    if not raw.get("officer") or not pin:
-        raise _bad(path, "'officer' and 'pin' (or 'pin_env') are required")
+    if not raw.get("officer"):
+        raise _bad(path, "'officer' is required")
+    pin_env = str(raw.get("pin_env", ""))
+    if pin_env:
+        pin = os.environ.get(pin_env, "")
+        if not pin:
+            raise _bad(path, f"pin_env names {pin_env}, which is not set in the environment")
+    elif read_pin is not None:
+        pin = read_pin(f"PIN of officer {raw['officer']}: ")
+    else:
+        raise _bad(path, "no PIN: set 'pin_env' or give the PIN on stdin (--pin-stdin)")
     visits = []
     for n, item in enumerate(raw.get("visit", []), start=1):
         if not isinstance(item, dict) or "target" not in item:

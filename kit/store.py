@@ -13,6 +13,13 @@ what the agent needs without an officer's PIN: ids, dates, statuses,
 sizes, hashes, and the audit log, which names events, never people.
 
 A damaged file is reported, never "repaired" by deleting data.
+
+What is deleted is gone from the bytes too: the connection runs with
+``secure_delete`` (a deleted row's bytes are overwritten with zeros), and
+after a wipe :meth:`Store.scrub` checkpoints the WAL into the database,
+truncates it to nothing and VACUUMs, so neither ``kit.db`` nor
+``kit.db-wal`` keeps a deleted key slot or secret. The store's folder is
+0700 and its files (``kit.db``, ``-wal``, ``-shm``) 0600.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -146,11 +154,13 @@ class Store:
                 hint_id="Jalankan 'jaranijo provision' lebih dulu",
                 hint_en="Run 'jaranijo provision' first",
             )
+        private_files(path)
         try:
             conn = connect_durable(path)
         except sqlite3.Error as exc:
             raise _damaged(path, exc) from None
         try:
+            conn.execute("PRAGMA secure_delete = ON")
             conn.execute("PRAGMA foreign_keys = ON")
             if check:
                 result = conn.execute("PRAGMA quick_check").fetchall()
@@ -161,6 +171,7 @@ class Store:
         except sqlite3.Error as exc:
             conn.close()
             raise _damaged(path, exc) from None
+        private_files(path)  # the -wal and -shm files SQLite made
         return store
 
     def close(self) -> None:
@@ -175,6 +186,23 @@ class Store:
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         """One durable transaction: committed (and synced) when the block ends without error."""
         return transaction(self.conn)
+
+    def scrub(self) -> bool:
+        """Leave no deleted byte behind (after a wipe): copy the WAL into the database and
+        truncate it to nothing, VACUUM (rewrites the file without free pages, through the
+        WAL), and checkpoint with truncate again. True when every step completed; False
+        when another connection (the kiosk) kept a checkpoint from finishing, the WAL then
+        is scrubbed by the next checkpoint."""
+        complete = True
+        for step in ("checkpoint", "vacuum", "checkpoint"):
+            if step == "vacuum":
+                self.conn.execute("VACUUM")
+                continue
+            busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            complete = complete and busy == 0
+        if not complete:
+            log.warning("wipe: another process kept the WAL from being truncated")
+        return complete
 
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
@@ -387,6 +415,14 @@ class Store:
             "sent_bytes = 0, state = 'queued' WHERE record_id = ? AND state != 'acked'",
             (error[:200], next_attempt_at, record_id))
 
+    def outbox_refused(self, record_id: str, reason: str, at: float) -> None:
+        """The office refused a record for good (a final reason): count it, keep it and its
+        payload, and mark it ``refused`` so the uploader never sends it again by itself."""
+        with self.transaction():
+            self.outbox_failed(record_id, reason, at)
+            self.conn.execute("UPDATE outbox SET state = 'refused' WHERE record_id = ? AND "
+                              "state != 'acked'", (record_id,))
+
     def put_inbox(self, assignment_id: str, sealed_at: str, envelope: bytes) -> bool:
         """Keep a verified, still sealed assignment; False when the same or a newer one is here.
 
@@ -449,6 +485,21 @@ class Store:
     def delete_drafts(self) -> int:
         """Delete every draft (part of a wipe)."""
         return self.conn.execute("DELETE FROM drafts").rowcount
+
+def private_files(path: Path) -> None:
+    """The store's folder 0700 and its files 0600, made so when missing (before SQLite makes
+    ``kit.db``, so it is never readable by others, and SQLite gives the -wal and -shm files
+    the database's mode). Modes of files another user owns are left to that user."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    if not path.exists():
+        with contextlib.suppress(OSError):  # then SQLite says why it cannot open it
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if name.stat().st_mode & 0o077:
+                os.chmod(name, 0o600)
+
 
 def _damaged(path: Path, exc: Exception) -> StoreError:
     return StoreError(

@@ -180,6 +180,17 @@ class PinVault:
                 self.store.delete_status(name)
         self.store.audit("crypto_erase")
 
+    def wipe(self) -> dict[str, int]:
+        """A remote wipe's share of the store: crypto-erase every slot and secret, drop
+        every draft and every sealed inbox envelope; the counts of each. The caller notes
+        the wipe, then :meth:`kit.store.Store.scrub` removes the deleted bytes for good."""
+        slots = len(self.store.key_slot_ids())
+        self.crypto_erase()
+        with self.store.transaction():
+            drafts = self.store.delete_drafts()
+            inbox = self.store.clear_inbox()
+        return {"slots": slots, "drafts": drafts, "inbox": inbox}
+
     # -- unlocking -------------------------------------------------------------------
     def unlock(self, officer_id: str, pin: str) -> DataKey:
         """The data key for a correct PIN; refuses while a wait is due or the slot is locked."""

@@ -54,10 +54,12 @@ from sync.errors import JaranIjoError, ValidationError
 
 log = logging.getLogger(__name__)
 
-# The technician menu's PIN until the configuration carries one (proposed key:
-# [ui] technician_pin_hash, an Argon2id string from nacl.pwhash.str; empty = this default).
-# The menu shows no personal data: self-test, device identities, log lines, language.
-DEFAULT_TECHNICIAN_PIN = "246810"
+# The technician menu (self-test, device identities, log lines, language; no personal data)
+# opens with the PIN whose Argon2id hash provisioning wrote to [ui] technician_pin_hash.
+# There is no default PIN: without a hash the menu stays shut. Wrong PINs are counted in
+# the store before the check, and after TECHNICIAN_MAX_ATTEMPTS the menu stays shut too.
+TECHNICIAN_MAX_ATTEMPTS = 5
+TECHNICIAN_FAILURES_KEY = "technician_pin_failures"
 
 DiskUsage = Callable[[Path], Any]
 
@@ -110,10 +112,7 @@ class VisitController:
         self.settings = settings or WorkflowSettings()
         self.disk_usage = disk_usage or shutil.disk_usage
         self.clock = clock
-        configured = config.ui.technician_pin_hash.encode()
-        self._tech_hash = technician_pin_hash or configured or pwhash.argon2id.str(
-            DEFAULT_TECHNICIAN_PIN.encode(), opslimit=pwhash.argon2id.OPSLIMIT_MIN,
-            memlimit=pwhash.argon2id.MEMLIMIT_MIN)
+        self._tech_hash = technician_pin_hash or config.ui.technician_pin_hash.encode()
         self.store = Store.open(config.store_path, create=False)
         self.session = OfficerSession(open_vault(config, self.store), self.store,
                                       idle_lock_minutes=config.security.idle_lock_minutes)
@@ -188,11 +187,31 @@ class VisitController:
                 control("fingerprint lift")
 
     def technician_pin_ok(self, pin: str) -> bool:
-        try:
-            return bool(pwhash.verify(self._tech_hash, pin.encode()))
-        except InvalidkeyError:
-            self.store.audit("technician_pin_refused")
+        """Whether ``pin`` opens the technician menu; the attempt is counted first, so a
+        power cut during the check gives no free guess, and after
+        ``TECHNICIAN_MAX_ATTEMPTS`` wrong ones every PIN is refused."""
+        if not self._tech_hash:
+            self.store.audit("technician_pin_refused", detail="no technician PIN configured")
             return False
+        failures = self.technician_failures()
+        if failures >= TECHNICIAN_MAX_ATTEMPTS:
+            self.store.audit("technician_pin_refused", detail="locked")
+            return False
+        self.store.set_status(TECHNICIAN_FAILURES_KEY, failures + 1)
+        try:
+            ok = bool(pwhash.verify(self._tech_hash, pin.encode()))
+        except (InvalidkeyError, ValueError, TypeError):
+            # InvalidkeyError: a wrong PIN; ValueError/TypeError: a hash that is not Argon2.
+            ok = False
+        if not ok:
+            self.store.audit("technician_pin_refused", detail=f"failures={failures + 1}")
+            return False
+        self.store.set_status(TECHNICIAN_FAILURES_KEY, 0)
+        return True
+
+    def technician_failures(self) -> int:
+        value = self.store.status(TECHNICIAN_FAILURES_KEY, 0)
+        return value if isinstance(value, int) else TECHNICIAN_MAX_ATTEMPTS
 
     # -- the day's work -----------------------------------------------------------------------
     def load_assignment(self) -> Assignment | None:

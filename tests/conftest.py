@@ -34,6 +34,7 @@ from sync.domain import SAMPLE_ASSIGNMENT_PATH, Assignment
 from sync.envelope import KitPublicKeys, OfficeKeys
 
 OFFICER, PIN = "P-0001", "482913"
+TECHNICIAN_PIN = "97531864"  # the fixture kit's technician menu PIN (provisioning hashes it)
 FAST_ARGON2 = {"argon2_opslimit": 1, "argon2_memlimit_mib": 8}
 
 
@@ -82,6 +83,7 @@ def kit_rig(tmp_path: Path, *, paced: bool = True) -> Iterator[KitOnRig]:
         provisioned = provision_kit(
             kit_id="blitar-kit-01", data_dir=tmp_path / "kit",
             office_public=tmp_path / "office", officer=OFFICER, pin=PIN,
+            technician_pin=TECHNICIAN_PIN,
             settings={"security": FAST_ARGON2, "devices": {
                 "fingerprint": {"port": str(paths["fingerprint"]), "baud": 115200},
                 "gnss": {"port": str(paths["gps"])},

@@ -489,14 +489,14 @@ class Agent:
 
     def _wipe(self, cid: str) -> p.CommandResult:
         """Crypto-erase: every officer slot and vault secret, every draft, every sealed inbox."""
-        slots = len(self.store.key_slot_ids())
-        PinVault(self.store, Argon2Cost()).crypto_erase()
-        drafts = self.store.delete_drafts()
-        inbox = self.store.clear_inbox()
+        counts = PinVault(self.store, Argon2Cost()).wipe()
+        slots, drafts, inbox = counts["slots"], counts["drafts"], counts["inbox"]
         self.store.set_status("ui_lock", {"locked": True, "command": cid, "at": self.clock(),
                                           "wiped": True})
         self.store.audit("remote_wipe", subject=cid,
                          detail=f"slots={slots} drafts={drafts} inbox={inbox}")
+        # The deleted slot and secrets are zeroed (secure_delete); now out of the WAL too.
+        self.store.scrub()
         log.warning("office wiped this kit: %d officer slots, %d drafts, %d sealed assignments",
                     slots, drafts, inbox)
         return p.CommandResult(cid, ok=True, result={"slots": slots, "drafts": drafts,

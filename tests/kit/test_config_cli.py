@@ -82,7 +82,7 @@ def test_provision_then_refuse_exposed_key(tmp_path: Path) -> None:
     kit_dir = tmp_path / "kit"
     result = run_cli("provision", "--kit-id", "blitar-kit-01", "--data-dir", str(kit_dir),
                      "--office-public", str(office), "--officer", "P-0001", "--pin-stdin",
-                     stdin="482913\n")
+                     stdin="482913\n\n")
     assert result.returncode == 0, result.stderr
     config = kit_dir / "kit.toml"
     assert load_config(config).kit.id == "blitar-kit-01"
@@ -92,7 +92,7 @@ def test_provision_then_refuse_exposed_key(tmp_path: Path) -> None:
     # A second provisioning of the same kit is refused, nothing overwritten.
     again = run_cli("provision", "--kit-id", "blitar-kit-01", "--data-dir", str(kit_dir),
                     "--office-public", str(office), "--officer", "P-0001", "--pin-stdin",
-                    stdin="482913\n")
+                    stdin="482913\n97531864\n")
     assert again.returncode == 2 and "already provisioned" in again.stderr
     # Wrong PIN when adding an officer: one line, exit 2.
     added = run_cli("--config", str(config), "officer", "add", "--officer", "P-0002",
@@ -118,7 +118,7 @@ def test_assignment_import_via_cli(tmp_path: Path) -> None:
     kit_dir = tmp_path / "kit"
     assert run_cli("provision", "--kit-id", "blitar-kit-01", "--data-dir", str(kit_dir),
                    "--office-public", str(office), "--officer", "P-0001", "--pin-stdin",
-                   stdin="482913\n").returncode == 0
+                   stdin="482913\n97531864\n").returncode == 0
     config = str(kit_dir / "kit.toml")
     missing = run_cli("--config", config, "assignment", "import", str(tmp_path / "none.json"),
                       "--officer", "P-0001", "--pin-stdin", stdin="482913\n")

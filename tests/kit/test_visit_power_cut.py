@@ -24,15 +24,18 @@ from tests.conftest import OFFICER, PIN, KitOnRig, unpaced
 ROOT = Path(__file__).resolve().parents[2]
 
 
+PIN_ENV = "JARANIJO_TEST_OFFICER_PIN"
+
+
 def script(path: Path, body: str) -> Path:
-    path.write_text(f'officer = "{OFFICER}"\npin = "{PIN}"\n{body}', encoding="utf-8")
+    path.write_text(f'officer = "{OFFICER}"\npin_env = "{PIN_ENV}"\n{body}', encoding="utf-8")
     return path
 
 
 def record(kit: KitOnRig, script_path: Path, *, kill_after: str | None = None
            ) -> tuple[int, list[str]]:
     """Run `jaranijo record`; with ``kill_after``, SIGKILL it once a line contains that text."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **{PIN_ENV: PIN})
     proc = subprocess.Popen(
         [sys.executable, "-m", "sync.cli", "--lang", "en", "--config", str(kit.config.source),
          "record", "--script", str(script_path), "--emulator-control", str(kit.control_fifo)],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tests.conftest import PIN
+from tests.conftest import PIN, TECHNICIAN_PIN
 from tests.ui.pilot import Pilot
 
 
@@ -368,7 +368,7 @@ def scenario_tour(p: Pilot) -> dict[str, Any]:
     p.tap("login.technician")
     p.at("technician")
     p.shot("technician-pin")
-    p.keypad("technician", "246810")
+    p.keypad("technician", TECHNICIAN_PIN)
     p.tap("technician.enter")
     tech = p.app.root_screen("technician")
     p.wait(lambda: tech.unlocked, "the technician menu")
