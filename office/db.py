@@ -90,6 +90,19 @@ def m002_outgoing_queue_indexes(db: Database) -> None:
     db.execute("CREATE INDEX commands_unsent ON commands(queued_at) WHERE sent_at IS NULL")
 
 
+@migrations()
+def m003_upload_quotas_refusal_counts(db: Database) -> None:
+    # Per-kit quotas on unfinished uploads and the expiry of stale ones look uploads up by
+    # kit and by age. Refusals are counted per kit, topic leaf, reason and minute: a flood
+    # of garbage adds to a counter, not a row a message.
+    db.execute("CREATE INDEX uploads_by_kit ON uploads(kit_id)")
+    db.execute("CREATE INDEX uploads_by_age ON uploads(updated_at)")
+    db.execute("""
+CREATE TABLE refusal_counts (
+    kit_id TEXT NOT NULL, leaf TEXT NOT NULL, reason TEXT NOT NULL, minute INTEGER NOT NULL,
+    n INTEGER NOT NULL, PRIMARY KEY (kit_id, leaf, reason, minute))""")
+
+
 class OfficeDb:
     """The office's SQLite file: what kits sent, what they are, and what goes out to them.
 
@@ -195,6 +208,21 @@ class OfficeDb:
                                int(opened), blob))
             self._drop_upload(kit_id, record_id)
 
+    def open_uploads(self, kit_id: str) -> tuple[int, int]:
+        """A kit's unfinished uploads: how many, and how many bytes of chunks they hold."""
+        row = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(have), 0) FROM uploads "
+                                "WHERE kit_id = ?", (kit_id,)).fetchone()
+        return int(row[0]), int(row[1])
+
+    def expire_uploads(self, before: float) -> list[tuple[str, str]]:
+        """Drop every unfinished upload with no chunk since ``before``; ``(kit, record)`` each."""
+        with self.transaction():
+            stale = [(r[0], r[1]) for r in self.conn.execute(
+                "SELECT kit_id, record_id FROM uploads WHERE updated_at < ?", (before,))]
+            for kit_id, record_id in stale:
+                self._drop_upload(kit_id, record_id)
+        return stale
+
     def drop_upload(self, kit_id: str, record_id: str) -> None:
         with self.transaction():
             self._drop_upload(kit_id, record_id)
@@ -232,13 +260,36 @@ class OfficeDb:
             "SELECT tst, lat, lon, acc, source FROM positions WHERE kit_id = ? ORDER BY tst",
             (kit_id,))]
 
-    def refuse(self, kit_id: str, leaf: str, reason: str) -> None:
-        self.conn.execute("INSERT INTO refusals (ts, kit_id, leaf, reason) VALUES (?, ?, ?, ?)",
-                          (time.time(), kit_id, leaf, reason))
+    def refuse(self, kit_id: str, leaf: str, reason: str) -> int:
+        """Count a refusal; the count of its kind (kit, leaf, reason) in this minute.
+
+        Only the first of a kind in a minute (count 1) is also written to
+        ``refusals`` (and logged, by the receiver): a flood of garbage grows a
+        counter in ``refusal_counts``, not a row a message.
+        """
+        now = time.time()
+        with self.transaction():
+            n = int(self.conn.execute(
+                "INSERT INTO refusal_counts VALUES (?, ?, ?, ?, 1) ON CONFLICT(kit_id, leaf, "
+                "reason, minute) DO UPDATE SET n = n + 1 RETURNING n",
+                (kit_id, leaf[:16], reason[:40], int(now // 60))).fetchone()[0])
+            if n == 1:
+                self.conn.execute("INSERT INTO refusals (ts, kit_id, leaf, reason) "
+                                  "VALUES (?, ?, ?, ?)", (now, kit_id, leaf[:16], reason[:40]))
+        return n
 
     def refusals(self) -> list[dict[str, Any]]:
+        """The first refusal of each kind in each minute (:meth:`refusal_counts` has them all)."""
         return [dict(r) for r in self.conn.execute(
             "SELECT ts, kit_id, leaf, reason FROM refusals ORDER BY id")]
+
+    def refusal_counts(self, kit_id: str | None = None) -> list[dict[str, Any]]:
+        """Every refusal counted, per kit, leaf, reason and minute (Unix time // 60)."""
+        sql = "SELECT kit_id, leaf, reason, minute, n FROM refusal_counts"
+        rows = self.conn.execute(sql + (" WHERE kit_id = ?" if kit_id else "") +
+                                 " ORDER BY minute, kit_id, leaf, reason",
+                                 (kit_id,) if kit_id else ())
+        return [dict(r) for r in rows]
 
     # -- outgoing: assignments and commands ------------------------------------------------
     def queue_assignment(self, kit_id: str, assignment_id: str, sealed_at: str,

@@ -22,7 +22,11 @@ committed before its progress is confirmed, so a kit resumes after any
 interruption on either side from what is really on disk. A record already
 held is never stored twice: a repeat gets the receipt again. A refused
 record gets a reason and how long to wait before sending it again
-(:data:`RETRY_S`).
+(:data:`RETRY_S`). What a kit can make the office keep is bounded: a quota
+of unfinished uploads per kit (:data:`MAX_OPEN_UPLOADS`,
+:data:`MAX_OPEN_UPLOAD_BYTES`; beyond it ``busy``), stale uploads expire
+(:data:`STALE_UPLOAD_S`), and refusals are counted per kit, reason and
+minute, with one log line for the first of each.
 
 >>> receiver = OfficeReceiver(OfficeDb.open("office.db"), OfficeKeysForLink.load(keys), kits,
 ...                           BrokerSettings("broker.example", 8883, tls=True))  # doctest: +SKIP
@@ -38,7 +42,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +61,24 @@ from sync.errors import JaranIjoError, KeyFileError
 # Named after the service, not the module: what operators' journal filters already match.
 log = logging.getLogger("office.receiver")
 
-# How long a kit should wait before sending a refused record again, by reason.
-RETRY_S = {"hash": 0, "kit_unknown": 600, "too_large": 86400, "conflict": 86400}
+# How long a kit should wait before sending a refused record again, by reason. The kit
+# never sends again by itself a record refused for a reason in p.TERMINAL_REFUSALS
+# (conflict, too_large): their wait is only what an older kit would honour.
+RETRY_S = {"hash": 0, "kit_unknown": 600, "busy": 600, "too_large": 86400, "conflict": 86400}
 DEFAULT_RETRY_S = 3600
+
+# What one kit may keep at the office in unfinished uploads. A kit in good order has at
+# most ``upload_window`` (4) records going up at once, each at most p.MAX_RECORD_BYTES and
+# in practice a few hundred kB: 8 uploads and 2 x MAX_RECORD_BYTES leave it room for twice
+# its window and two records of the largest size, and bound what a kit with stolen or
+# faulty software can pile up to 64 MiB, whatever it sends. Beyond them a new upload (or
+# more bytes) is refused as ``busy``; the kit waits and starts that record again, and the
+# office keeps what it already held of it.
+MAX_OPEN_UPLOADS = 8
+MAX_OPEN_UPLOAD_BYTES = 2 * p.MAX_RECORD_BYTES
+# An unfinished upload with no chunk for this long is dropped: a kit sending it again is
+# answered ``have 0`` with ``gap`` and starts it from the first chunk.
+STALE_UPLOAD_S = 86400.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,12 +105,32 @@ class OfficeKeysForLink:
         return cls(sign=sign, seal_public=seal_public, full=full)
 
 
+class OncePerMinute:
+    """Says yes to a key at most once a minute (monotonic): for log lines a kit can trigger."""
+
+    def __init__(self, period_s: float = 60.0, *, max_keys: int = 10_000) -> None:
+        self.period_s = period_s
+        self.max_keys = max_keys
+        self._last: dict[tuple[str, ...], float] = {}
+
+    def __call__(self, *key: str) -> bool:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.period_s:
+            return False
+        if len(self._last) >= self.max_keys:
+            self._last = {k: t for k, t in self._last.items() if now - t < self.period_s}
+        self._last[key] = now
+        return True
+
+
 class KitDirectory:
     """Kits' public keys, a folder per kit; a kit added while running is found."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self._cache: dict[str, KitPublicKeys] = {}
+        self._say = OncePerMinute()
 
     def get(self, kit_id: str) -> KitPublicKeys | None:
         keys = self._cache.get(kit_id)
@@ -99,7 +138,8 @@ class KitDirectory:
             try:
                 keys = KitPublicKeys.load(self.directory / kit_id)
             except KeyFileError as exc:
-                log.warning("no usable keys for kit %s: %s", kit_id, exc.text("en"))
+                if self._say(kit_id):
+                    log.warning("no usable keys for kit %s: %s", kit_id, exc.text("en"))
                 return None
             self._cache[kit_id] = keys
         return keys
@@ -131,6 +171,11 @@ class BrokerSettings:
     reconnect_max_s: float = 60.0
     resend_s: float = 600.0  # undelivered assignments go out again this often
     max_chunk_data: int = p.MAX_CHUNK_DATA
+    max_open_uploads: int = MAX_OPEN_UPLOADS  # per kit
+    max_open_upload_bytes: int = MAX_OPEN_UPLOAD_BYTES  # per kit
+    stale_upload_s: float = STALE_UPLOAD_S
+    expire_every_s: float = 60.0  # how often stale uploads are looked for
+    retry_s: dict[str, int] = field(default_factory=lambda: dict(RETRY_S))  # by reason
 
 
 class OfficeReceiver:
@@ -152,7 +197,9 @@ class OfficeReceiver:
         self._connect_started = 0.0
         self._next_poll = 0.0
         self._next_resend = 0.0
+        self._next_expiry = 0.0
         self._rng = random.Random()
+        self._say = OncePerMinute()  # log lines a kit's messages trigger, per kit and kind
         self.counters: dict[str, int] = {"records": 0, "chunks": 0, "refused": 0,
                                          "receipts": 0}
 
@@ -187,6 +234,9 @@ class OfficeReceiver:
                 self._send_queued(resend=now >= self._next_resend)
                 if now >= self._next_resend:
                     self._next_resend = now + self.broker.resend_s
+            if now >= self._next_expiry:
+                self._next_expiry = now + self.broker.expire_every_s
+                self.expire_stale_uploads()
         except JaranIjoError as exc:
             log.error("%s", exc.text("en"))
             self.stop_event.wait(1.0)
@@ -297,7 +347,23 @@ class OfficeReceiver:
             if self.publish(p.KitTopics(kit_id).assign, p.encode_assignment(message)):
                 self.db.assignment_sent(kit_id, row["assignment_id"])
 
+    def expire_stale_uploads(self) -> int:
+        """Drop unfinished uploads without a chunk for ``stale_upload_s``; how many."""
+        stale = self.db.expire_uploads(time.time() - self.broker.stale_upload_s)
+        for kit_id in sorted({kit for kit, _ in stale}):
+            log.info("%d unfinished upload(s) from kit %s expired (no chunk for %.0f s)",
+                     sum(kit == kit_id for kit, _ in stale), kit_id, self.broker.stale_upload_s)
+        return len(stale)
+
     # -- incoming ---------------------------------------------------------------------------
+    def _refused(self, kit_id: str, leaf: str, reason: str, what: str) -> None:
+        """Count a refusal; log it only when it is the first of its kind this minute."""
+        self.counters["refused"] += 1
+        n = self.db.refuse(kit_id, leaf, reason)
+        if n == 1:
+            log.warning("refused %s from kit %s: %s (more of these this minute are counted, "
+                        "not logged)", leaf, kit_id, what)
+
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if client is not self.client:
             return
@@ -307,9 +373,7 @@ class OfficeReceiver:
             kit_id, leaf = p.parse_kit_topic(topic)
             self.handle(kit_id, leaf, payload, retained=bool(message.retain))
         except p.ProtocolError as exc:
-            self.counters["refused"] += 1
-            log.warning("refused %s from kit %s: %s", leaf, kit_id, exc.message["en"])
-            self.db.refuse(kit_id, leaf, exc.reason)
+            self._refused(kit_id, leaf, exc.reason, exc.message["en"])
         except JaranIjoError as exc:
             log.error("handling %s from kit %s failed: %s", leaf, kit_id, exc.text("en"))
         except Exception:  # one bad message must not stop the office
@@ -342,7 +406,7 @@ class OfficeReceiver:
             self.db.assignment_answered(kit_id, p.decode_assignment_ack(payload))
         elif leaf == "result":
             result = p.decode_result(payload)
-            if not self.db.command_answered(kit_id, result):
+            if not self.db.command_answered(kit_id, result) and self._say(kit_id, "result"):
                 log.info("result for unknown or answered command %s from %s",
                          result.command_id, kit_id)
         else:
@@ -351,8 +415,9 @@ class OfficeReceiver:
     def _on_status(self, kit_id: str, status: p.Status, now: float, retained: bool) -> None:
         old = self.db.kit(kit_id)
         if old is not None and status.session < old["session"]:
-            log.info("ignoring an older status of kit %s (session %d < %d)", kit_id,
-                     status.session, old["session"])
+            if self._say(kit_id, "old_status"):
+                log.info("ignoring an older status of kit %s (session %d < %d)", kit_id,
+                         status.session, old["session"])
             return
         self.db.set_kit(kit_id, online=int(status.online), session=status.session,
                         status=json.dumps(status.__dict__), status_at=now,
@@ -367,11 +432,16 @@ class OfficeReceiver:
         self.publish(p.KitTopics(kit_id).rcpt, p.encode_progress(progress))
 
     def _reject(self, kit_id: str, record_id: str, reason: str) -> None:
-        self.counters["refused"] += 1
-        self.db.refuse(kit_id, "up", reason)
-        log.warning("record %s from kit %s refused: %s", record_id, kit_id, reason)
+        self._refused(kit_id, "up", reason, f"record {record_id}, {reason}")
         self._reply(kit_id, p.Progress("reject", record_id, reason=reason,
-                                       retry_s=RETRY_S.get(reason, DEFAULT_RETRY_S)))
+                                       retry_s=self.broker.retry_s.get(reason,
+                                                                       DEFAULT_RETRY_S)))
+
+    def _over_quota(self, kit_id: str, new_upload: bool, more_bytes: int) -> bool:
+        """Whether keeping ``more_bytes`` more (of a new upload or not) passes the kit's quota."""
+        count, held = self.db.open_uploads(kit_id)
+        return (new_upload and count >= self.broker.max_open_uploads) or \
+            held + more_bytes > self.broker.max_open_upload_bytes
 
     def _receipt(self, kit_id: str, record_id: str, sha: bytes, stored_at: int) -> None:
         self.counters["receipts"] += 1
@@ -394,7 +464,9 @@ class OfficeReceiver:
         upload = self.db.upload(kit_id, rid)
         if upload is not None and (upload["sha256"] != chunk.sha256.hex()
                                    or upload["size"] != chunk.size):
-            log.info("kit %s restarted record %s with other bytes; starting over", kit_id, rid)
+            if self._say(kit_id, "restarted"):
+                log.info("kit %s restarted record %s with other bytes; starting over", kit_id,
+                         rid)
             self.db.drop_upload(kit_id, rid)
             upload = None
         have = 0 if upload is None else int(upload["have"])
@@ -407,6 +479,9 @@ class OfficeReceiver:
             return
         fresh = chunk.data[have - chunk.offset:]
         if end < chunk.size:
+            if self._over_quota(kit_id, upload is None, len(fresh)):
+                self._reject(kit_id, rid, "busy")
+                return
             self.db.append_chunk(kit_id, chunk, have, fresh)
             self._reply(kit_id, p.Progress("have", rid, have=end))
             return

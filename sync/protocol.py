@@ -67,6 +67,14 @@ OFFICE_TO_KIT = ("rcpt", "assign", "cmd")
 # message_size_limit should sit above the largest (a chunk) as a first fence.
 MAX_CHUNK_DATA = 128 * 1024
 MAX_RECORD_BYTES = 32 * 1024 * 1024
+
+# Record refusals (``rcpt`` ``reject``): the longest wait the office may ask for, and the
+# reasons that are final -- sending the same bytes again can never change the answer
+# (``conflict``: the office holds other bytes under that id; ``too_large``). The kit keeps
+# such a record, marked ``refused``, and never sends it again by itself: only a later answer
+# of the office about that record (its receipt, or a reject with another reason) releases it.
+MAX_RETRY_S = 7 * 86400
+TERMINAL_REFUSALS = frozenset({"conflict", "too_large"})
 LIMITS = {
     "location": 1024,
     "status": 1024,
@@ -742,7 +750,7 @@ def decode_progress(payload: bytes) -> Progress:
                         signature=_bytes(d, "sig", k, min_len=64, max_len=64))
     if kind == "reject":
         return Progress(kind, rid, reason=_req_text(d, "why", k, 40),
-                        retry_s=_int(d, "retry", k, 0, 86400 * 7) or 0)
+                        retry_s=_int(d, "retry", k, 0, MAX_RETRY_S) or 0)
     raise ProtocolError("malformed", f"receipt: unknown kind {kind!r}")
 
 

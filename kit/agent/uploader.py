@@ -5,7 +5,10 @@ go up oldest first in chunks of ``chunk_bytes``, at most ``upload_window`` chunk
 beyond what the office has confirmed; only the office's signed receipt drops a
 payload (:meth:`kit.store.Store.mark_acked`). After an outage, a restart or a power
 cut the upload resumes where the office says it stands; a refused record is tried
-again with backoff, forever. The layouts and rules: sync/PROTOCOL.md ("Records").
+again after the office's wait (or a longer backoff), except one refused for a final
+reason (:data:`sync.protocol.TERMINAL_REFUSALS`): that one stays in the outbox marked
+``refused`` and is never sent again until the office says otherwise. The layouts and
+rules: sync/PROTOCOL.md ("Records").
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
     from kit.store import Store
 
 log = logging.getLogger(__name__)
+
+# The outbox state of a record the office refused for a final reason (p.TERMINAL_REFUSALS).
+REFUSED = "refused"
 
 
 class UploadLink(Protocol):
@@ -72,6 +78,9 @@ class Uploader:
         self.rng = random.Random()
         self._next_scan = 0.0
         self.stalls = 0  # stalls in a row without a word from the office
+        # Monotonic time before which a refused record waits, while this process runs:
+        # the wall-clock time in the outbox is only for after a restart.
+        self.not_before: dict[str, float] = {}
 
     def stall_timeout(self) -> float:
         """Silence that counts as a stall: doubles with each stall in a row, so a kit whose
@@ -135,11 +144,7 @@ class Uploader:
             if len(self.active) >= self.settings.upload_window:
                 return
             rid = row["record_id"]
-            wall = self.link.clock()
-            # A wait longer than the longest backoff means the wall clock jumped back.
-            due = row["next_attempt_at"] <= wall or \
-                row["next_attempt_at"] - wall > self.settings.retry_max_s
-            if rid in self.active or not due:
+            if rid in self.active or row["state"] == REFUSED or not self._due(row, now):
                 continue
             blob = store.record_blob(rid)
             if blob is None:
@@ -151,8 +156,20 @@ class Uploader:
             up = Upload(rid, blob, bytes.fromhex(row["sha256"]), have=have, sent=sent,
                         progress_at=now, persisted=have)
             self.active[rid] = up
+            self.not_before.pop(rid, None)
         # Nothing more is due: look again in a second, not on every turn of the loop.
         self._next_scan = now + 1.0
+
+    def _due(self, row: dict[str, object], now: float) -> bool:
+        """Whether a record's wait after a refusal is over (``now`` monotonic)."""
+        rid = str(row["record_id"])
+        if rid in self.not_before:
+            return now >= self.not_before[rid]
+        # Refused before this process started: only the wall-clock time is known. A wait
+        # longer than any the office may ask for plus the longest backoff means the wall
+        # clock jumped back (a Pi without RTC at boot).
+        wait = float(row["next_attempt_at"]) - self.link.clock()  # type: ignore[arg-type]
+        return wait <= 0 or wait > p.MAX_RETRY_S + self.settings.retry_max_s
 
     def on_progress(self, progress: p.Progress, now: float) -> None:
         store = self.link.store
@@ -191,19 +208,38 @@ class Uploader:
                 self.acked += 1
                 log.info("record %s stored by the office; payload dropped", progress.record_id)
             self.active.pop(progress.record_id, None)
+            self.not_before.pop(progress.record_id, None)
             self._next_scan = 0.0
         elif progress.kind == "reject":
             self.active.pop(progress.record_id, None)
             entry = store.outbox_entry(progress.record_id)
             if entry is None or entry["state"] == "acked":
                 return
+            terminal = progress.reason in p.TERMINAL_REFUSALS
+            if terminal and entry["state"] == REFUSED:
+                return  # the same final answer to another chunk of the window
+            rid = progress.record_id
+            if terminal:
+                # Final: sending the same bytes again cannot change the answer. Kept, never
+                # sent again by itself; the office's receipt, or a reject for another
+                # reason, releases it (sync/PROTOCOL.md, "Records").
+                store.outbox_refused(rid, progress.reason, self.link.clock())
+                self.not_before.pop(rid, None)
+                log.warning("office refused record %s for good (%s); kept, not sent again",
+                            rid, progress.reason)
+                store.audit("record_refused", subject=rid,
+                            detail=f"{progress.reason}; final")
+                return
             wait = max(float(progress.retry_s),
                        backoff_s(int(entry["attempts"]) + 1, self.settings.retry_base_s,
                                  self.settings.retry_max_s, self.rng))
-            store.outbox_failed(progress.record_id, progress.reason, self.link.clock() + wait)
+            # The office's wait is honoured however long: timed on the monotonic clock here,
+            # and on the wall clock in the outbox for after a restart.
+            self.not_before[rid] = now + wait
+            store.outbox_failed(rid, progress.reason, self.link.clock() + wait)
             log.warning("office refused record %s (%s); trying again in %.0f s",
-                        progress.record_id, progress.reason, wait)
-            store.audit("record_refused", subject=progress.record_id, detail=progress.reason)
+                        rid, progress.reason, wait)
+            store.audit("record_refused", subject=rid, detail=progress.reason)
 
     def persist(self) -> None:
         """Write how far each record got (best effort: a lost value only means resending)."""

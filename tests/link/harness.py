@@ -27,11 +27,20 @@ from kit.store import Store
 from kit.vault import Argon2Cost, DataKey, PinVault
 from office.broker import LocalBroker
 from office.db import OfficeDb
-from office.ingest import BrokerSettings, KitDirectory, OfficeKeysForLink, OfficeReceiver
+from office.ingest import (
+    RETRY_S,
+    BrokerSettings,
+    KitDirectory,
+    OfficeKeysForLink,
+    OfficeReceiver,
+)
 from sync import protocol as p
 from sync.envelope import RECORD_KIND, KitKeys, OfficeKeys, seal
 from tests.waiting import wait_until
 
+# Refusals after which the test office asks for a one-second wait, not minutes or an hour.
+FAST_RETRY_REASONS = ("kit_unknown", "busy", "bad_signature", "wrong_office_key", "wrong_kind",
+                      "wrong_kit", "header_mismatch")
 CHEAP = Argon2Cost(opslimit=1, memlimit=8 * 1024 * 1024)
 REPO = Path(__file__).resolve().parents[2]
 OFFICE_PASSWORD = "office-secret-1"
@@ -142,6 +151,10 @@ class Office:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def start(self, broker: Broker, **settings: Any) -> OfficeReceiver:
+        # The office's waits after a refusal, cut to a second as the agent's timers are
+        # (AGENT_FAST); the final refusals keep theirs, which the kit never waits out.
+        settings.setdefault("retry_s", {**dict.fromkeys(FAST_RETRY_REASONS, 1), "hash": 0,
+                                        **{r: RETRY_S[r] for r in p.TERMINAL_REFUSALS}})
         db = OfficeDb.open(self.db_path)
         self.receiver = OfficeReceiver(
             db, OfficeKeysForLink.load(self.keys_dir), KitDirectory(self.kits_dir),

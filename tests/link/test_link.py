@@ -243,7 +243,8 @@ def test_office_never_acknowledges_a_record_it_cannot_trust(world: LinkWorld, fl
     db = world.office.db()
     world.start_agent(kit)
     reason = {"foreign_signer": "bad_signature", "other_office": "wrong_office_key"}[flaw]
-    wait_until(lambda: sum(r["reason"] == reason for r in db.refusals()) >= 2, 20,
+    wait_until(lambda: sum(r["n"] for r in db.refusal_counts() if r["reason"] == reason) >= 2,
+               20,
                lambda: f"the office refusing the record twice ({reason})\n{agent_log(kit)}")
     wait_until(lambda: office_count(db) == 1, 10, "the good record")
     assert db.record(KIT_A, rid) is None
