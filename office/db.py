@@ -103,6 +103,19 @@ CREATE TABLE refusal_counts (
     n INTEGER NOT NULL, PRIMARY KEY (kit_id, leaf, reason, minute))""")
 
 
+@migrations()
+def m004_quarantine(db: Database) -> None:
+    # A record whose id collides with one already stored, with other bytes, is kept aside
+    # for review (issue 10): with a kit's signing key stolen, the forgery may be the one
+    # that came first, and the genuine record must not be lost. One row per distinct
+    # (kit, record id, hash); the receiver bounds how many a kit can leave here.
+    db.execute("""
+CREATE TABLE quarantine (
+    kit_id TEXT NOT NULL, record_id TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    sealed_at TEXT NOT NULL, received_at REAL NOT NULL, blob BLOB NOT NULL,
+    PRIMARY KEY (kit_id, record_id, sha256))""")
+
+
 class OfficeDb:
     """The office's SQLite file: what kits sent, what they are, and what goes out to them.
 
@@ -207,6 +220,41 @@ class OfficeDb:
                               (kit_id, record_id, sha_hex, len(blob), sealed_at, time.time(),
                                int(opened), blob))
             self._drop_upload(kit_id, record_id)
+
+    def quarantine_record(self, kit_id: str, record_id: str, sha_hex: str, blob: bytes,
+                          sealed_at: str) -> bool:
+        """Keep aside a record colliding with a stored one and drop its upload, in one durable
+        transaction; False if those very bytes were already kept."""
+        with self.transaction():
+            cursor = self.conn.execute(
+                "INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (kit_id, record_id, sha_hex, len(blob), sealed_at, time.time(), blob))
+            self._drop_upload(kit_id, record_id)
+        return cursor.rowcount == 1
+
+    def quarantined(self, kit_id: str | None = None) -> list[dict[str, Any]]:
+        """Records kept aside for review (without their bytes: :meth:`quarantined_blob`)."""
+        sql = "SELECT kit_id, record_id, sha256, size, sealed_at, received_at FROM quarantine"
+        rows = self.conn.execute(sql + (" WHERE kit_id = ?" if kit_id else "") +
+                                 " ORDER BY received_at", (kit_id,) if kit_id else ())
+        return [dict(r) for r in rows]
+
+    def quarantined_blob(self, kit_id: str, record_id: str, sha_hex: str) -> bytes | None:
+        row = self.conn.execute("SELECT blob FROM quarantine WHERE kit_id = ? AND "
+                                "record_id = ? AND sha256 = ?",
+                                (kit_id, record_id, sha_hex)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def is_quarantined(self, kit_id: str, record_id: str, sha_hex: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM quarantine WHERE kit_id = ? AND record_id = ? "
+                                 "AND sha256 = ?", (kit_id, record_id, sha_hex)
+                                 ).fetchone() is not None
+
+    def quarantine_usage(self, kit_id: str) -> tuple[int, int]:
+        """A kit's records kept aside: how many, and how many bytes."""
+        row = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM quarantine "
+                                "WHERE kit_id = ?", (kit_id,)).fetchone()
+        return int(row[0]), int(row[1])
 
     def open_uploads(self, kit_id: str) -> tuple[int, int]:
         """A kit's unfinished uploads: how many, and how many bytes of chunks they hold."""

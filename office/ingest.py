@@ -26,7 +26,10 @@ record gets a reason and how long to wait before sending it again
 of unfinished uploads per kit (:data:`MAX_OPEN_UPLOADS`,
 :data:`MAX_OPEN_UPLOAD_BYTES`; beyond it ``busy``), stale uploads expire
 (:data:`STALE_UPLOAD_S`), and refusals are counted per kit, reason and
-minute, with one log line for the first of each.
+minute, with one log line for the first of each. A status whose session jumps
+implausibly above the last accepted (:data:`MAX_SESSION_JUMP`) is refused; a
+record with the id of a stored one but other bytes is received whole, kept
+aside in the ``quarantine`` table for review, and answered ``conflict``.
 
 >>> receiver = OfficeReceiver(OfficeDb.open("office.db"), OfficeKeysForLink.load(keys), kits,
 ...                           BrokerSettings("broker.example", 8883, tls=True))  # doctest: +SKIP
@@ -79,6 +82,23 @@ MAX_OPEN_UPLOAD_BYTES = 2 * p.MAX_RECORD_BYTES
 # An unfinished upload with no chunk for this long is dropped: a kit sending it again is
 # answered ``have 0`` with ``gap`` and starts it from the first chunk.
 STALE_UPLOAD_S = 86400.0
+# How far a kit's session counter may move above the last one the office accepted. The
+# counter grows by one a broker connection, so a kit in good order moves it by a handful
+# between two statuses the office sees (a birth each connection); a kit that reconnects
+# every few minutes for days while the office is away stays far below 1,000, and a kit
+# whose counter also grows on failed attempts (issue 10, finding 10: older kits) gains at
+# most one every ``reconnect_max_s`` (300 s) while it cannot connect, hence the allowance
+# of one more a minute since the last accepted status. A status above that bound is
+# refused (``session_jump``): the office keeps the highest session and ignores lower ones,
+# so one forged retained status with 2**53 would otherwise hide the real kit for ever.
+# A kit's first status (none stored yet) is accepted as it comes.
+MAX_SESSION_JUMP = 1000
+SESSION_JUMP_PER_S = 1 / 60
+# What one kit may leave in quarantine: records whose id collides with a stored one, kept
+# aside for review. A kit in good order leaves none; these bound what one with stolen
+# software can pile up. Beyond them a colliding record is refused as today and not kept.
+MAX_QUARANTINED = 16
+MAX_QUARANTINED_BYTES = 2 * p.MAX_RECORD_BYTES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,6 +196,10 @@ class BrokerSettings:
     stale_upload_s: float = STALE_UPLOAD_S
     expire_every_s: float = 60.0  # how often stale uploads are looked for
     retry_s: dict[str, int] = field(default_factory=lambda: dict(RETRY_S))  # by reason
+    max_session_jump: int = MAX_SESSION_JUMP  # plus session_jump_per_s since the last status
+    session_jump_per_s: float = SESSION_JUMP_PER_S
+    max_quarantined: int = MAX_QUARANTINED  # per kit
+    max_quarantined_bytes: int = MAX_QUARANTINED_BYTES  # per kit
 
 
 class OfficeReceiver:
@@ -201,7 +225,7 @@ class OfficeReceiver:
         self._rng = random.Random()
         self._say = OncePerMinute()  # log lines a kit's messages trigger, per kit and kind
         self.counters: dict[str, int] = {"records": 0, "chunks": 0, "refused": 0,
-                                         "receipts": 0}
+                                         "receipts": 0, "quarantined": 0}
 
     # -- life cycle -------------------------------------------------------------------------
     def serve(self, stop: threading.Event | None = None) -> None:
@@ -386,7 +410,16 @@ class OfficeReceiver:
             self._on_chunk(kit_id, p.decode_chunk(payload, max_data=self.broker.max_chunk_data))
         elif leaf == "location":
             position, data = p.decode_location(payload)
-            self.db.set_kit(kit_id, location=json.dumps(data), location_at=now, last_seen=now)
+            if data.get("conn") == "o":
+                return  # an offline point repeated for OwnTracks: the office has it from /track
+            if retained:
+                # The broker's copy of the last report, met on (re)subscribing: where the kit
+                # was at its own time, not a sign that it is there now.
+                self.db.set_kit(kit_id, location=json.dumps(data),
+                                location_at=min(now, float(position.tst)))
+            else:
+                self.db.set_kit(kit_id, location=json.dumps(data), location_at=now,
+                                last_seen=now)
             self.db.add_positions(kit_id, [position], "location")
         elif leaf == "health":
             health = p.decode_health(payload)
@@ -419,6 +452,16 @@ class OfficeReceiver:
                 log.info("ignoring an older status of kit %s (session %d < %d)", kit_id,
                          status.session, old["session"])
             return
+        if old is not None and old["status_at"] is not None:
+            elapsed = max(0.0, now - float(old["status_at"]))
+            bound = old["session"] + self.broker.max_session_jump + \
+                int(elapsed * self.broker.session_jump_per_s)
+            if status.session > bound:
+                # Counted and logged as a refusal; the stored session and presence stay.
+                self._refused(kit_id, "status", "session_jump",
+                              f"session {status.session} jumps above {bound} (last accepted "
+                              f"{old['session']}){', retained' if retained else ''}")
+                return
         self.db.set_kit(kit_id, online=int(status.online), session=status.session,
                         status=json.dumps(status.__dict__), status_at=now,
                         last_seen=now if status.online else (old or {}).get("last_seen"))
@@ -451,12 +494,21 @@ class OfficeReceiver:
         self.counters["chunks"] += 1
         rid = chunk.record_id
         held = self.db.record(kit_id, rid)
+        colliding = ""  # the stored hash when other bytes come under a stored id
         if held is not None:
             if held["sha256"] == chunk.sha256.hex():
                 self._receipt(kit_id, rid, chunk.sha256, int(held["received_at"]))
-            else:
+                return
+            # Other bytes under a stored id: received whole and kept aside for review (the
+            # first may be the forgery), then answered ``conflict`` as before. Those very
+            # bytes already kept, or the kit's quarantine full: answered at once.
+            count, size = self.db.quarantine_usage(kit_id)
+            if (self.db.is_quarantined(kit_id, rid, chunk.sha256.hex())
+                    or count >= self.broker.max_quarantined
+                    or size + chunk.size > self.broker.max_quarantined_bytes):
                 self._reject(kit_id, rid, "conflict")
-            return
+                return
+            colliding = str(held["sha256"])
         kit_keys = self.kits.get(kit_id)
         if kit_keys is None:
             self._reject(kit_id, rid, "kit_unknown")
@@ -491,6 +543,14 @@ class OfficeReceiver:
         if problem:
             self.db.drop_upload(kit_id, rid)
             self._reject(kit_id, rid, problem)
+            return
+        if colliding:
+            if self.db.quarantine_record(kit_id, rid, chunk.sha256.hex(), blob, sealed_at):
+                self.counters["quarantined"] += 1
+                log.warning("record %s from kit %s collides with the one stored under that id "
+                            "(sha256 %s, stored %s): kept aside in quarantine for review "
+                            "(%d bytes)", rid, kit_id, chunk.sha256.hex(), colliding, len(blob))
+            self._reject(kit_id, rid, "conflict")
             return
         self.db.finish_record(kit_id, rid, chunk.sha256.hex(), blob, sealed_at, opened)
         self.counters["records"] += 1

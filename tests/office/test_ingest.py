@@ -8,50 +8,20 @@ the office answers is caught in place of publishing it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 
-from office.db import OfficeDb
-from office.ingest import (
-    MAX_OPEN_UPLOADS,
-    BrokerSettings,
-    KitDirectory,
-    OfficeKeysForLink,
-    OfficeReceiver,
-)
+from office.ingest import MAX_OPEN_UPLOADS
 from sync import protocol as p
-from sync.envelope import KitKeys, OfficeKeys
-
-KIT = "blitar-kit-01"
-TOPICS = p.KitTopics(KIT)
+from tests.office.receiver import KIT, TOPICS, BenchOffice
 
 
-class Office:
-    def __init__(self, tmp_path: Path, **settings: Any) -> None:
-        OfficeKeys.generate().save(tmp_path / "keys")
-        KitKeys.generate().public.save(tmp_path / "kits" / KIT)
-        self.db = OfficeDb.open(tmp_path / "office.db")
-        self.receiver = OfficeReceiver(self.db, OfficeKeysForLink.load(tmp_path / "keys"),
-                                       KitDirectory(tmp_path / "kits"), BrokerSettings(**settings))
-        self.receiver.client = self.client = object()  # type: ignore[assignment]
-        self.sent: list[tuple[str, p.Progress]] = []
-        self.receiver.publish = self._publish  # type: ignore[method-assign]
-
-    def _publish(self, topic: str, payload: bytes) -> bool:
-        self.sent.append((topic, p.decode_progress(payload)))
-        return True
-
-    def send(self, topic: str, payload: bytes) -> None:
-        message = mqtt.MQTTMessage(topic=topic.encode())
-        message.payload = payload
-        self.receiver._on_message(self.client, None, message)  # type: ignore[arg-type]
-
+class Office(BenchOffice):
     def chunk(self, rid: str, size: int, offset: int, data: bytes) -> None:
         self.send(TOPICS.up, p.encode_chunk(p.Chunk(rid, b"\1" * 32, size, offset, data)))
 
@@ -161,3 +131,27 @@ def test_an_unregistered_kit_flooding_chunks_costs_counters_not_log_lines(
     assert sum(r["n"] for r in office.db.refusal_counts()) == 500
     assert office.db.open_uploads("blitar-kit-99") == (0, 0)
     assert len(caplog.records) <= 4, [r.getMessage() for r in caplog.records]
+
+
+def test_offline_points_for_owntracks_are_not_stored_twice(tmp_path: Path) -> None:
+    """The kit repeats its offline path as OwnTracks locations (conn "o") after /track; the
+    office keeps each point once, from /track, and the kit's location stays its live one."""
+    office = Office(tmp_path)
+    live = p.Position(lat=-8.0954, lon=112.1609, tst=int(time.time()))
+    office.send(TOPICS.location, p.encode_location(live, kit_id=KIT))
+    old = p.Position(lat=-8.1210, lon=112.2030, tst=live.tst - 3600)
+    office.send(TOPICS.track, p.encode_track([old]))
+    office.send(TOPICS.location, p.encode_location(old, kit_id=KIT, conn="o"))
+    sources = [(r["tst"], r["source"]) for r in office.db.positions(KIT)]
+    assert sources == [(old.tst, "track"), (live.tst, "location")]
+    assert json.loads(office.db.kit(KIT)["location"])["lat"] == live.lat
+
+
+def test_a_retained_location_is_where_the_kit_was_not_that_it_is_online(tmp_path: Path) -> None:
+    office = Office(tmp_path)
+    then = p.Position(lat=-8.0954, lon=112.1609, tst=int(time.time()) - 7200)
+    office.send(TOPICS.location, p.encode_location(then, kit_id=KIT), retain=True)
+    kit = office.db.kit(KIT)
+    assert kit is not None and kit["location"]
+    assert kit["location_at"] == pytest.approx(then.tst)
+    assert not kit.get("last_seen")

@@ -1,0 +1,158 @@
+"""The office against a thief holding a kit's keys and broker password (issue 10, finding 2).
+
+A retained status with session number 2**53 made the office ignore the real kit's
+presence for ever, and a forged record uploaded under the id of a pending genuine one was
+stored while the genuine one was then refused as ``conflict`` for ever, its bytes lost.
+Messages go straight to the receiver (:mod:`tests.office.receiver`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from office.ingest import MAX_SESSION_JUMP
+from sync import protocol as p
+from sync.envelope import RECORD_KIND, KitKeys, seal
+from tests.office.receiver import KIT, TOPICS, BenchOffice
+
+RID = "0193a2c4-0000-7000-8000-000000000001"
+
+
+class Office(BenchOffice):
+    def __init__(self, tmp_path: Path, **settings: object) -> None:
+        super().__init__(tmp_path, now=1_795_000_000.0, **settings)
+        self.now: float = 1_795_000_000.0
+
+    def status(self, session: int, *, online: bool = True, retain: bool = True) -> None:
+        self.send(TOPICS.status, p.encode_status(p.Status(online=online, session=session,
+                                                          tst=int(self.now))), retain=retain)
+
+    def record(self, content: bytes) -> bytes:
+        return seal({"x": content}, kind=RECORD_KIND, ids={"record_id": RID, "kit_id": KIT},
+                    recipient=self.office_keys.seal_public, signer=self.kit_keys.sign)
+
+    def upload(self, blob: bytes, chunk_bytes: int = 4096) -> p.Progress:
+        """Send a record chunk by chunk as the kit does, following the office's ``have``."""
+        sha, offset = hashlib.sha256(blob).digest(), 0
+        while True:
+            self.send(TOPICS.up, p.encode_chunk(p.Chunk(RID, sha, len(blob), offset,
+                                                        blob[offset:offset + chunk_bytes])))
+            answer = self.receipts[-1]
+            if answer.kind != "have":
+                return answer
+            offset = answer.have
+
+    def refused(self, reason: str) -> int:
+        return sum(r["n"] for r in self.db.refusal_counts(KIT) if r["reason"] == reason)
+
+
+@pytest.fixture
+def office(tmp_path: Path) -> Office:
+    return Office(tmp_path)
+
+
+# -- sessions -----------------------------------------------------------------------------
+
+def test_a_forged_huge_session_is_refused_and_the_real_kit_stays_visible(
+        office: Office, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="office.receiver")
+    office.status(41)
+    assert office.db.kit(KIT)["session"] == 41  # type: ignore[index]
+    office.now += 60
+    office.status(2**53, online=False)  # the thief's retained status
+    kit = office.db.kit(KIT)
+    assert kit is not None and kit["session"] == 41 and kit["online"] == 1
+    assert office.refused("session_jump") == 1
+    assert any("jumps above" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.WARNING)
+    # The broker redelivers the retained forgery (an office restart): refused again.
+    office.status(2**53, online=False)
+    assert office.refused("session_jump") == 2
+    # The real kit's next connection is seen, online and then offline.
+    office.now += 60
+    office.status(42)
+    kit = office.db.kit(KIT)
+    assert kit is not None and (kit["session"], kit["online"]) == (42, 1)
+    office.status(42, online=False)
+    kit = office.db.kit(KIT)
+    assert kit is not None and (kit["session"], kit["online"]) == (42, 0)
+
+
+def test_a_kits_first_status_and_plausible_jumps_are_accepted(office: Office) -> None:
+    office.status(5000)  # first contact: whatever the counter says
+    assert office.db.kit(KIT)["session"] == 5000  # type: ignore[index]
+    office.status(5000 + MAX_SESSION_JUMP)  # many reconnects while the office was away
+    assert office.db.kit(KIT)["session"] == 6000  # type: ignore[index]
+    office.status(6000 + MAX_SESSION_JUMP + 1)  # one too many, at once
+    assert office.db.kit(KIT)["session"] == 6000  # type: ignore[index]
+    assert office.refused("session_jump") == 1
+    # A day later the bound is wider (older kits count failed attempts too).
+    office.now += 86400
+    office.status(6000 + MAX_SESSION_JUMP + 1000)
+    assert office.db.kit(KIT)["session"] == 7000 + MAX_SESSION_JUMP  # type: ignore[index]
+    # An older status (a late will) is still ignored, not counted as a refusal.
+    office.status(10, online=False)
+    kit = office.db.kit(KIT)
+    assert kit is not None and kit["online"] == 1
+    assert office.refused("session_jump") == 1
+
+
+# -- colliding records --------------------------------------------------------------------
+
+def test_a_record_colliding_with_a_stored_id_is_kept_in_quarantine(
+        office: Office, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="office.receiver")
+    forged, genuine = office.record(os.urandom(9000)), office.record(os.urandom(9000))
+    first = office.upload(forged)  # the thief, first, under the genuine record's id
+    assert first.kind == "done"
+    answer = office.upload(genuine)  # the real kit, later: answered as before
+    assert (answer.kind, answer.reason, answer.retry_s) == ("reject", "conflict", 86400)
+    # The first stays stored ...
+    stored = office.db.record(KIT, RID)
+    assert stored is not None and stored["sha256"] == hashlib.sha256(forged).hexdigest()
+    assert office.db.record_blob(KIT, RID) == forged
+    # ... and the second is kept aside with its hash, not lost.
+    sha = hashlib.sha256(genuine).hexdigest()
+    kept = office.db.quarantined(KIT)
+    assert [(q["kit_id"], q["record_id"], q["sha256"], q["size"]) for q in kept] == \
+        [(KIT, RID, sha, len(genuine))]
+    assert kept[0]["received_at"] > 0 and kept[0]["sealed_at"]
+    assert office.db.quarantined_blob(KIT, RID, sha) == genuine
+    assert office.db.open_uploads(KIT) == (0, 0)  # its chunks went with it
+    assert office.receiver.counters["quarantined"] == 1
+    assert office.refused("conflict") == 1
+    assert any("quarantine" in r.getMessage() for r in caplog.records
+               if r.levelno == logging.WARNING)
+    # Sent again (an older kit retrying), it is answered at once and kept once.
+    sends = len(office.receipts)
+    again = office.upload(genuine)
+    assert (again.kind, again.reason) == ("reject", "conflict")
+    assert len(office.receipts) == sends + 1
+    assert len(office.db.quarantined(KIT)) == 1
+    # The stored one still gets its receipt.
+    assert office.upload(forged).kind == "done"
+
+
+def test_what_a_kit_can_leave_in_quarantine_is_bounded(tmp_path: Path) -> None:
+    office = Office(tmp_path, max_quarantined=2)
+    assert office.upload(office.record(b"first")).kind == "done"
+    for i in range(5):
+        answer = office.upload(office.record(os.urandom(100 + i)))
+        assert (answer.kind, answer.reason) == ("reject", "conflict")
+    assert len(office.db.quarantined(KIT)) == 2
+    assert office.db.open_uploads(KIT) == (0, 0)
+
+
+def test_a_colliding_upload_that_fails_the_checks_is_not_kept(office: Office) -> None:
+    assert office.upload(office.record(b"first")).kind == "done"
+    other = seal({"x": b"x"}, kind=RECORD_KIND, ids={"record_id": RID, "kit_id": KIT},
+                 recipient=office.office_keys.seal_public, signer=KitKeys.generate().sign)
+    answer = office.upload(other)
+    assert (answer.kind, answer.reason) == ("reject", "bad_signature")
+    assert office.db.quarantined(KIT) == []
+    assert office.db.open_uploads(KIT) == (0, 0)
