@@ -10,8 +10,8 @@ cannot be crashed by a payload.
 
 Topic tree (``{kit}`` is the kit id, also its broker user name)::
 
-    jaranijo-v1/kits/{kit}           kit -> office  location, OwnTracks JSON
-    jaranijo-v1/kits/{kit}/status    kit -> office  JSON, retained; birth and last will
+    jaranijo-v1/kits/{kit}           kit -> office  location, OwnTracks JSON, retained
+    jaranijo-v1/kits/{kit}/status    kit -> office  JSON, retained; birth and last will (lwt)
     jaranijo-v1/kits/{kit}/health    kit -> office  CBOR, QoS 0
     jaranijo-v1/kits/{kit}/track     kit -> office  CBOR, QoS 1: the path driven while offline
     jaranijo-v1/kits/{kit}/up        kit -> office  CBOR, QoS 1: one chunk of a sealed record
@@ -375,8 +375,15 @@ class Status:
 
 
 def encode_status(status: Status) -> bytes:
+    """The status JSON; an offline one is also an OwnTracks ``_type: lwt`` message.
+
+    OwnTracks Recorder reads ``_type`` and ``tst`` and ignores the rest; the
+    office reads the rest and ignores ``_type``.
+    """
     data: dict[str, Any] = {"v": PROTOCOL_VERSION, "online": status.online,
                             "ses": status.session, "tst": status.tst}
+    if not status.online:
+        data = {"_type": "lwt", **data}
     if status.software:
         data["sw"] = status.software
     if status.reason:
@@ -439,13 +446,15 @@ def tracker_id(kit_id: str) -> str:
 
 
 def encode_location(position: Position, *, kit_id: str, battery_percent: float | None = None,
-                    battery_state: int | None = None, trigger: str = "t") -> bytes:
+                    battery_state: int | None = None, trigger: str = "t",
+                    conn: str = "m") -> bytes:
     """The OwnTracks location JSON for ``position``.
 
     Coordinates are rounded to 5 decimals (about 1.1 m, below any GNSS
     receiver's accuracy), speed to whole km/h and course to whole degrees,
     as OwnTracks apps send them; ``conn`` is ``m`` because a kit only
-    reaches the broker over the mobile network.
+    reaches the broker over the mobile network, or ``o`` (OwnTracks'
+    "offline") for a point of the offline track sent after a reconnect.
     """
     data: dict[str, Any] = {"_type": "location", "tid": tracker_id(kit_id),
                             "tst": int(position.tst), "lat": round(position.lat, 5),
@@ -462,9 +471,19 @@ def encode_location(position: Position, *, kit_id: str, battery_percent: float |
         data["batt"] = max(0, min(100, round(battery_percent)))
     if battery_state is not None:
         data["bs"] = battery_state
-    data["conn"] = "m"
+    data["conn"] = conn
     data["t"] = trigger
     return json.dumps(data, separators=(",", ":")).encode()
+
+
+def encode_track_locations(points: Iterable[Position], *, kit_id: str) -> list[bytes]:
+    """The offline track as OwnTracks locations, each with its own ``tst``.
+
+    OwnTracks Recorder files them under their own time, so the path driven
+    while offline appears in its history; ``conn: "o"`` (offline) and
+    ``t: "p"`` mark them as points taken while the kit had no link.
+    """
+    return [encode_location(q, kit_id=kit_id, trigger="p", conn="o") for q in points]
 
 
 def decode_location(payload: bytes) -> tuple[Position, dict[str, Any]]:

@@ -131,6 +131,7 @@ class Agent:
         self._connect_failures = 0
         self._rng = random.Random()
         self.session = int(store.status("mqtt_session", 0) or 0)
+        self._attempt_session = self.session + 1
         self.office_online: bool | None = None  # unknown until its retained status arrives
         self._aliases: dict[str, int] = {}
         self._alias_max = 0
@@ -245,8 +246,9 @@ class Agent:
             return
         if now < self._next_connect_at:
             return
-        self.session += 1
-        self.store.set_status("mqtt_session", self.session)
+        # The session counter counts connections: this attempt's number goes in the will
+        # (the broker may accept it before we hear so), and is kept only on CONNACK.
+        self._attempt_session = self.session + 1
         wall = self.clock()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.kit_id,
                              protocol=mqtt.MQTTv5, reconnect_on_failure=False)
@@ -264,7 +266,7 @@ class Agent:
         will_props = Properties(PacketTypes.WILLMESSAGE)
         will_props.WillDelayInterval = int(self.settings.will_delay_s)
         client.will_set(self.topics.status, p.encode_status(p.Status(
-            online=False, session=self.session, tst=int(wall), software=__version__,
+            online=False, session=self._attempt_session, tst=int(wall), software=__version__,
             reason="lost")), qos=1, retain=True, properties=will_props)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -312,6 +314,8 @@ class Agent:
             return
         self.connected = True
         self._connect_failures = 0
+        self.session = self._attempt_session
+        self.store.set_status("mqtt_session", self.session)
         self.counters["connects"] += 1
         self._aliases = {}
         self._alias_max = int(getattr(properties, "TopicAliasMaximum", 0) or 0)
@@ -329,6 +333,11 @@ class Agent:
         if self.track.points:
             info = client.publish(self.topics.track, p.encode_track(self.track.points), qos=1)
             self._track_mid, self._track_sent_len = info.mid, len(self.track.points)
+            # The same points for OwnTracks Recorder, each under its own time; QoS 0 like any
+            # location (the office has them from the track), not retained: the fresh
+            # location that follows is what a late subscriber should see.
+            for payload in p.encode_track_locations(self.track.points, kit_id=self.kit_id):
+                self.publish(self.topics.location, payload, qos=0, alias=True)
         self.policy.last_location_at = None
         self.policy.last_health_at = None
         self.notifier.notify(f"STATUS=online as {self.kit_id}")
@@ -607,7 +616,8 @@ class Agent:
                 snap.position, kit_id=self.kit_id,
                 battery_percent=power.percent if power else None,
                 battery_state=power.state if power else None, trigger=trigger)
-            if self.publish(self.topics.location, payload, qos=0, alias=True):
+            # Retained: a Recorder or app that subscribes later sees where the kit is at once.
+            if self.publish(self.topics.location, payload, qos=0, retain=True, alias=True):
                 self.policy.location_sent(snap.position, now)
                 self.counters["telemetry"] += 1
         health = self.health(snap)

@@ -204,3 +204,30 @@ def test_backoff_grows_to_its_cap_with_jitter() -> None:
     waits = [backoff_s(n, 30, 3600, rng) for n in range(1, 12)]
     assert 15 <= waits[0] <= 30 and all(w <= 3600 for w in waits)
     assert waits[-1] >= 1800
+
+
+def test_offline_status_is_an_owntracks_lwt_and_keeps_the_office_fields() -> None:
+    """Finding 10a: OwnTracks Recorder needs ``_type: lwt``; the office reads the rest."""
+    will = p.Status(online=False, session=7, tst=1_795_468_813, software="0.1.0", reason="lost")
+    data = json.loads(p.encode_status(will))
+    assert data["_type"] == "lwt" and data["tst"] == will.tst
+    assert {k: data[k] for k in ("v", "online", "ses", "sw", "why")} == {
+        "v": 1, "online": False, "ses": 7, "sw": "0.1.0", "why": "lost"}
+    assert p.decode_status(p.encode_status(will)) == will
+    birth = p.Status(online=True, session=7, tst=1_795_468_900, software="0.1.0")
+    assert "_type" not in json.loads(p.encode_status(birth))  # an lwt would say "gone"
+    assert p.decode_status(p.encode_status(birth)) == birth
+
+
+def test_offline_track_as_owntracks_locations_with_their_own_times() -> None:
+    """Finding 10c: each point of the offline track becomes an OwnTracks location."""
+    points = [p.Position(lat=-8.1 + i * 0.001, lon=112.16 + i * 0.001, tst=1_795_468_000 + 60 * i,
+                         acc_m=5.0) for i in range(3)]
+    messages = p.encode_track_locations(points, kit_id="kit-01")
+    assert len(messages) == 3
+    for point, raw in zip(points, messages, strict=True):
+        position, data = p.decode_location(raw)
+        assert data["_type"] == "location" and data["tid"] == "01"
+        assert data["tst"] == point.tst and data["conn"] == "o" and data["t"] == "p"
+        assert abs(position.lat - point.lat) < 1e-5 and abs(position.lon - point.lon) < 1e-5
+        assert len(raw) < 120
