@@ -193,13 +193,13 @@ class Store:
         WAL), and checkpoint with truncate again. True when every step completed; False
         when another connection (the kiosk) kept a checkpoint from finishing, the WAL then
         is scrubbed by the next checkpoint."""
-        complete = True
-        for step in ("checkpoint", "vacuum", "checkpoint"):
-            if step == "vacuum":
-                self.conn.execute("VACUUM")
-                continue
+        def checkpoint() -> bool:
             busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            complete = complete and busy == 0
+            return bool(busy == 0)
+
+        first = checkpoint()
+        self.conn.execute("VACUUM")
+        complete = checkpoint() and first
         if not complete:
             log.warning("wipe: another process kept the WAL from being truncated")
         return complete

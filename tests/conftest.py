@@ -155,49 +155,41 @@ def real_port(config: pytest.Config, name: str) -> str | None:
     return None
 
 
-@pytest.fixture
-def fingerprint_device(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Device]:
-    port = real_port(request.config, "fingerprint")
+def _device(request: pytest.FixtureRequest, name: str, make: Any, link: Path) -> Iterator[Device]:
+    """The real device named on the command line or bench file, else ``make(link)``'s
+    emulator started on a pty at ``link``."""
+    port = real_port(request.config, name)
     if port:
         yield Device(port, None)
         return
-    from sensors.emulated.zfm import ZfmEmulator
-
-    emulator = ZfmEmulator(tmp_path / "fingerprint", baud=57600, state_dir=tmp_path)
+    emulator = make(link)
     emulator.start()
     try:
-        yield Device(str(tmp_path / "fingerprint"), emulator)
+        yield Device(str(link), emulator)
     finally:
         emulator.stop()
+
+
+@pytest.fixture
+def fingerprint_device(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Device]:
+    from sensors.emulated.zfm import ZfmEmulator
+
+    yield from _device(request, "fingerprint",
+                       lambda link: ZfmEmulator(link, baud=57600, state_dir=tmp_path),
+                       tmp_path / "fingerprint")
 
 
 @pytest.fixture
 def gps_device(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Device]:
-    port = real_port(request.config, "gps")
-    if port:
-        yield Device(port, None)
-        return
     from sensors.emulated.gnss import GnssEmulator
 
-    emulator = GnssEmulator(tmp_path / "gps", baud=9600)
-    emulator.start()
-    try:
-        yield Device(str(tmp_path / "gps"), emulator)
-    finally:
-        emulator.stop()
+    yield from _device(request, "gps", lambda link: GnssEmulator(link, baud=9600),
+                       tmp_path / "gps")
 
 
 @pytest.fixture
 def modem_device(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Device]:
-    port = real_port(request.config, "modem")
-    if port:
-        yield Device(port, None)
-        return
     from sensors.emulated.modem import ModemEmulator
 
-    emulator = ModemEmulator(tmp_path / "modem", baud=115200)
-    emulator.start()
-    try:
-        yield Device(str(tmp_path / "modem"), emulator)
-    finally:
-        emulator.stop()
+    yield from _device(request, "modem", lambda link: ModemEmulator(link, baud=115200),
+                       tmp_path / "modem")
