@@ -54,7 +54,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     lang=args.lang)
 
 
-OFFICER, PIN = "P-0001", "482913"
+# Six digits behind the TPM; without one the kit asks for at least ten.
+OFFICER, PIN, SOFTWARE_PIN = "P-0001", "482913", "4829135071"
 KIT_ID = "blitar-kit-01"
 # The agent's timers shortened so the demo shows a report every few seconds.
 DEMO_AGENT = {"poll_s": 1.0, "interval_moving_s": 5.0, "interval_idle_s": 10.0,
@@ -108,7 +109,7 @@ def run_demo(*, headless: bool, keep: Path | None, lang: str) -> int:
             target = os.readlink(path) if path.is_symlink() else "(folder)"
             tell.say(f"{name:<12} {path} -> {target}")
 
-        tell.step("Mosquitto starts on 127.0.0.1: one user per kit, an ACL per kit")
+        tell.step("Mosquitto starts on 127.0.0.1 with TLS: one user per kit, an ACL per kit")
         from office.broker import LocalBroker
         from sync import protocol as proto
 
@@ -118,12 +119,36 @@ def run_demo(*, headless: bool, keep: Path | None, lang: str) -> int:
         broker.start()
         stack.callback(broker.stop)
         tell.say(f"broker on port {broker.port}, users {', '.join(passwords)}")
-        return _visit(tell, root, office, rig, broker, passwords, stack, lang, interactive)
+        tell.say(f"TLS only (TLS 1.2 or newer): the office CA {broker.ca_file} signed the "
+                 f"broker's certificate; kit and office trust that CA, so passwords and "
+                 f"records never cross the link in clear")
+        tpm = _start_tpm(tell, root, stack)
+        return _visit(tell, root, office, rig, broker, passwords, stack, lang, interactive,
+                      tpm)
+
+
+def _start_tpm(tell: Narrator, root: Path, stack: contextlib.ExitStack) -> str:
+    """The kit's TPM: swtpm stands in for the SPI TPM module (``security.tpm``)."""
+    import shutil
+
+    from kit.tpm import SoftwareTpm
+
+    tell.step("The kit's TPM 2.0 comes up (swtpm stands in for the SPI TPM module)")
+    if shutil.which("swtpm") is None:
+        tell.say("swtpm is not installed: the kit runs in the weaker software mode "
+                 "(Argon2id slots, a PIN of 10 or more digits)")
+        return "off"
+    tpm = SoftwareTpm(root / "tpm")
+    tpm.start()
+    stack.callback(tpm.stop)
+    tell.say(f"TPM at {tpm.tcti}: officers' PIN slots and the kit's unattended secrets will "
+             f"be sealed in it, under its dictionary-attack lockout")
+    return tpm.tcti
 
 
 def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any,
            passwords: dict[str, str], stack: contextlib.ExitStack, lang: str,
-           interactive: bool) -> int:
+           interactive: bool, tpm: str = "off") -> int:
     from kit.devices import KitDevices
     from kit.records import open_inbox
     from office.db import OfficeDb
@@ -133,17 +158,15 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
 
     paths = rig.paths
     tell.step(f"Technician: provision kit {KIT_ID} (keys, store, first officer, broker login)")
-    password_file = root / "kit" / "mqtt-password"
-    password_file.parent.mkdir(parents=True, exist_ok=True)
-    password_file.write_text(passwords[KIT_ID] + "\n")
-    password_file.chmod(0o600)
+    pin = PIN if tpm != "off" else SOFTWARE_PIN
     provisioned = provision_kit(
         kit_id=KIT_ID, data_dir=root / "kit", office_public=root / "office" / "keys",
-        officer=OFFICER, pin=PIN,
+        officer=OFFICER, pin=pin, broker_password=passwords[KIT_ID],
         settings={
             "kit": {"language": lang},
+            "security": {"tpm": tpm},
             "mqtt": {"host": "127.0.0.1", "port": broker.port, "username": KIT_ID,
-                     "password_file": str(password_file)},
+                     "tls": True, "ca_file": str(broker.ca_file)},
             "devices": {
                 "fingerprint": {"port": str(paths["fingerprint"]), "baud": DEMO_BAUD},
                 "gnss": {"port": str(paths["gps"])},
@@ -155,6 +178,14 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
         })
     tell.say("\n".join(provisioned.summary()))
     config = provisioned.config
+    leaked = [f.name for f in config.data_dir.rglob("*") if f.is_file()
+              and passwords[KIT_ID].encode() in f.read_bytes()]
+    if leaked:
+        tell.say(f"WARNING: the broker password is readable in {', '.join(leaked)}")
+    else:
+        tell.say("checked: the broker password is in no file of the kit (sealed in the TPM)"
+                 if tpm != "off" else "the broker password is a 0600 file (no TPM)")
+    tell.say("kit-sign and kit-box secret keys live under the officers' data key, not in files")
     kits_dir = root / "office" / "kits"
     provisioned.kit_keys.public.save(kits_dir / KIT_ID)
     tell.say(f"kit public keys registered at the office in {kits_dir / KIT_ID}")
@@ -164,6 +195,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
     receiver = OfficeReceiver(OfficeDb.open(office_db), OfficeKeysForLink.load(
         root / "office" / "keys"), KitDirectory(kits_dir), BrokerSettings(
         host="127.0.0.1", port=broker.port, password=passwords[proto.OFFICE_USER],
+        tls=True, ca_file=str(broker.ca_file),
         reconnect_min_s=0.2, reconnect_max_s=2.0))
     thread = threading.Thread(target=receiver.serve, name="office", daemon=True)
     thread.start()
@@ -206,10 +238,10 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
         vault = open_vault(config, store)
         tell.step("Officer logs in: a wrong PIN first, then the right one")
         try:
-            vault.unlock(OFFICER, "000000")
+            vault.unlock(OFFICER, "000000" if tpm != "off" else "0000000000")
         except VaultError as exc:
             tell.say(f"kiosk says: {exc.text(lang)}")
-        key = vault.unlock(OFFICER, PIN)
+        key = vault.unlock(OFFICER, pin)
         tell.say("unlocked: the officers' data key is in memory")
         opened = open_inbox(store, key, vault, OfficePublicKeys.load(config.keys_dir))
         key.forget()
@@ -235,7 +267,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
         if interactive:
             devices.close()
             tell.step("Bedside visits by touch: the kiosk opens on the emulated devices")
-            tell.say(f"Log in as officer {OFFICER} with PIN {PIN}, pick a resident and follow "
+            tell.say(f"Log in as officer {OFFICER} with PIN {pin}, pick a resident and follow "
                      "the screens (the emulated resident places each finger by themself). "
                      "Close the window to let the office receive what you sealed.")
             from ui.launch import run_kiosk
@@ -245,7 +277,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
             return _after_visits(tell, config, office, provisioned, assignment, office_db,
                                  sealed, lang)
         tell.step("Bedside visits (the headless driver drives the same API as the kiosk)")
-        script = VisitScript(officer=OFFICER, pin=PIN, assignment=assignment.id, visits=[
+        script = VisitScript(officer=OFFICER, pin=pin, assignment=assignment.id, visits=[
             Visit(target=1, witness={"name": "Sulastri", "role": "perangkat desa",
                                      "consent": True}),
             Visit(target=2, exceptions={4: "amputated", 5: "amputated"},
@@ -258,28 +290,33 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
         sealed = driver.run(script)
     finally:
         devices.close()
-    return _after_visits(tell, config, office, provisioned, assignment, office_db, sealed, lang)
+    return _after_visits(tell, config, office, provisioned, assignment, office_db, sealed, lang,
+                         pin)
 
 
 def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: Any,
                   assignment: Assignment, office_db: Path, sealed: list[Any],
-                  lang: str) -> int:
+                  lang: str, pin: str) -> int:
+    from kit.records import target_states
     from office.db import OfficeDb
 
     tell.step("What the kit holds now")
     with Store.open(config.store_path) as store:
-        rows = {t["id"]: t for t in store.targets(assignment.id)}
+        # Each target's status and outcome are encrypted: an officer's key reads them.
+        key = open_vault(config, store).unlock(OFFICER, pin)
+        states = target_states(store, key, assignment.id)
+        key.forget()
         for n, target in enumerate(assignment.targets, start=1):
-            row = rows[target.id]
-            reason = f" ({row['outcome']})" if row["status"] == "not_recorded" else ""
-            tell.say(f"resident {n}: {row['status']}{reason}")
-    db_bytes = config.store_path.read_bytes()
-    wal = Path(f"{config.store_path}-wal")
-    db_bytes += wal.read_bytes() if wal.exists() else b""
-    leaks = [t for t in assignment.targets for secret in (t.name, t.nik)
-             if secret.encode() in db_bytes]
-    tell.say(f"byte search of kit.db and its WAL for every name and NIK: "
-             f"{'FOUND ' + str(len(leaks)) if leaks else 'none found'}")
+            status, outcome = states[target.id]
+            reason = f" ({outcome})" if status == "not_recorded" else ""
+            tell.say(f"resident {n}: {status}{reason}")
+    # What a thief with a copy of the SD card would find: every file of the kit.
+    files = [f for f in config.data_dir.rglob("*") if f.is_file()]
+    kit_bytes = b"".join(f.read_bytes() for f in files)
+    leaks = [t for t in assignment.targets for secret in (t.name, t.nik, t.id)
+             if secret.encode() in kit_bytes]
+    tell.say(f"byte search of all {len(files)} kit files (kit.db, its WAL, keys) for every "
+             f"name, NIK and target id: {'FOUND ' + str(len(leaks)) if leaks else 'none found'}")
 
     tell.step("The agent uploads the sealed records; the office stores them and sends receipts")
     with Store.open(config.store_path) as store:
@@ -292,6 +329,10 @@ def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: 
             tell.say(f"record {record_id}: at the office ({row['size'] if row else '?'} bytes), "
                      f"receipt received, payload deleted from the kit")
         blobs = [db.record_blob(KIT_ID, record_id) for record_id in ids]
+        kit_row = db.kit(KIT_ID) or {}
+        security = json.loads(kit_row.get("status") or "{}").get("security") or "?"
+        tell.say(f"the office's view of {KIT_ID}: keys "
+                 f"{'sealed in its TPM' if security == 'tpm' else security + ' (no TPM!)'}")
     finally:
         db.close()
 

@@ -1,4 +1,5 @@
-"""The kit's subcommands of ``jaranijo``: provision, officer, assignment, status, record, agent.
+"""The kit's subcommands of ``jaranijo``: provision, officer, assignment, status, record, agent,
+tpm-unlock, technician-unlock.
 
 Thin shells over ``kit/``; :mod:`sync.cli` finds :func:`register` through
 the ``jaranijo.commands`` entry points and runs the chosen handler.
@@ -43,6 +44,13 @@ class PinReader:
             return line.strip()
         return getpass.getpass(prompt)
 
+    def optional(self, prompt: str) -> str:
+        """Like a call, but "" when stdin has no more lines (an answer that may be left out)."""
+        try:
+            return self(prompt)
+        except ValidationError:
+            return ""
+
 
 # ---------------------------------------------------------------------------------------------
 # Subcommands
@@ -75,9 +83,11 @@ def cmd_provision(args: argparse.Namespace) -> int:
     pin = read_pin(f"New PIN for officer {args.officer}: ")
     # The technician menu's PIN: the next line (or prompt); empty makes one up, printed once.
     technician_pin = read_pin("New technician PIN (6-12 digits; empty: make one up): ")
+    # The kit's broker password (from the office): sealed in the TPM, never in kit.toml.
+    password = read_pin.optional("Broker password for this kit (empty: none): ")
     done = provision_kit(kit_id=args.kit_id, data_dir=Path(args.data_dir),
                          office_public=Path(args.office_public), officer=args.officer, pin=pin,
-                         technician_pin=technician_pin or None,
+                         technician_pin=technician_pin or None, broker_password=password or None,
                          config_path=Path(args.config) if args.config else None,
                          settings={"kit": {"language": args.lang}})
     print("\n".join(done.summary()))
@@ -117,6 +127,7 @@ def cmd_assignment_import(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from kit import keyring
     from kit.store import Store
 
     config = read_config(args)
@@ -128,6 +139,39 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"records        {len(store.record_ids())}")
         print(f"waiting upload {len(outbox)}")
         print(f"officer slots  {len(store.key_slot_ids())}")
+        print(f"key security   {keyring.security_line(config, 'en')[1]}")
+    return 0
+
+
+def cmd_tpm_unlock(args: argparse.Namespace) -> int:
+    from kit import keyring
+    from kit.tpm import Tpm
+
+    config = read_config(args)
+    where = keyring.tcti(config)
+    if where is None:
+        raise ValidationError(id="Kit ini tidak memakai TPM", en="This kit has no TPM",
+                              code="tpm_unavailable")
+    code = PinReader(args.code_stdin)("TPM lockout code (from the office's safe): ")
+    with Tpm(where) as tpm:
+        tpm.clear_lockout(code)
+    print("TPM PIN lockout cleared.")
+    return 0
+
+
+def cmd_technician_unlock(args: argparse.Namespace) -> int:
+    from kit.provision import open_vault
+    from kit.store import Store
+    from kit.visit import TECHNICIAN_FAILURES_KEY
+
+    config = read_config(args)
+    with Store.open(config.store_path, create=False) as store:
+        key = open_vault(config, store).unlock(
+            args.officer, PinReader(args.pin_stdin)(f"PIN of officer {args.officer}: "))
+        key.forget()
+        store.set_status(TECHNICIAN_FAILURES_KEY, 0)
+        store.audit("technician_lockout_cleared", actor=args.officer)
+    print("Technician menu unlocked.")
     return 0
 
 
@@ -182,6 +226,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("status", help="what the kit holds (no personal data)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("tpm-unlock", help="clear the TPM's PIN lockout with its lockout code")
+    p.add_argument("--code-stdin", action="store_true", help="read the code from stdin")
+    p.set_defaults(func=cmd_tpm_unlock)
+
+    p = sub.add_parser("technician-unlock",
+                       help="clear the technician menu's lockout (needs an officer's PIN)")
+    p.add_argument("--officer", required=True, help="an officer who can unlock the kit")
+    p.add_argument("--pin-stdin", action="store_true", help="read the PIN from stdin")
+    p.set_defaults(func=cmd_technician_unlock)
 
     p = sub.add_parser(
         "agent", help="run the kit agent: telemetry, record upload, assignments, commands",

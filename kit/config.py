@@ -47,16 +47,27 @@ class SecuritySection:
     argon2_memlimit_mib: int = 64
     pin_max_attempts: int = 5
     idle_lock_minutes: int = 5
+    # The TPM that guards the PIN slots and machine secrets (kit/tpm.py): "auto" uses
+    # /dev/tpmrm0 when the kernel has one, "off" none, or a TCTI such as
+    # "swtpm:host=127.0.0.1,port=2321". Read at provisioning and at every unlock.
+    tpm: str = "auto"
 
 
 @dataclass
 class MqttSection:
     host: str = "localhost"
-    port: int = 1883
+    # TLS on 8883 by default: the broker password must not cross the mobile network in
+    # clear. ca_file is the office CA ('jaranijo office ca init'); empty means the
+    # system's CA store (an office broker with a public certificate).
+    port: int = 8883
     username: str = ""
     password_file: str = ""
-    tls: bool = False
+    tls: bool = True
     ca_file: str = ""
+    # An optional client certificate and key from the office CA (brokers with
+    # require_certificate); the kit still logs in with its password.
+    cert_file: str = ""
+    key_file: str = ""
 
 
 @dataclass
@@ -226,6 +237,8 @@ def _check_values(config: KitConfig, path: Path) -> None:
         problems.append(("devices.battery.kind", '"sysfs", "ina219", "emulated" or "none"'))
     if config.devices.camera.kind not in ("picamera2", "opencv", "emulated"):
         problems.append(("devices.camera.kind", '"picamera2", "opencv" or "emulated"'))
+    if not 1 <= config.mqtt.port <= 65535:
+        problems.append(("mqtt.port", "between 1 and 65535 (8883 for TLS)"))
     if problems:
         key, rule = problems[0]
         raise ConfigError(
@@ -234,3 +247,27 @@ def _check_values(config: KitConfig, path: Path) -> None:
             hint_id=f"Harus {rule}",
             hint_en=f"It must be {rule}",
         )
+    _check_tls_files(config.mqtt, path)
+
+
+def _check_tls_files(mqtt: MqttSection, path: Path) -> None:
+    """The [mqtt] TLS keys must make sense together (cert and key both, only with TLS)."""
+    if not mqtt.tls:
+        if mqtt.cert_file or mqtt.key_file:
+            raise ConfigError(
+                id=f"{path}: 'mqtt.cert_file' dan 'mqtt.key_file' hanya berlaku dengan tls = true",
+                en=f"{path}: 'mqtt.cert_file' and 'mqtt.key_file' only apply with tls = true",
+                hint_id="Setel tls = true (port 8883) atau hapus kedua kunci itu",
+                hint_en="Set tls = true (port 8883) or remove both keys",
+            )
+        return
+    if bool(mqtt.cert_file) != bool(mqtt.key_file):
+        raise ConfigError(
+            id=f"{path}: 'mqtt.cert_file' dan 'mqtt.key_file' harus diisi berdua",
+            en=f"{path}: 'mqtt.cert_file' and 'mqtt.key_file' must be given together",
+            hint_id="Isi keduanya (dari 'jaranijo office ca client') atau hapus keduanya",
+            hint_en="Give both (from 'jaranijo office ca client') or remove both",
+        )
+    # Whether the files can be read is the agent's question, when it connects (it names
+    # them in its log and retries): a missing certificate must not stop the kiosk, which
+    # records visits offline without the link.

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kit.config import KitConfig
+from kit.keyring import AGENT_KEY, machine_secret
 from kit.shared_readings import shared_gnss_fix
+from kit.vault import DataKey
 from sensors.errors import DeviceError
 from sync import __version__
 from sync.domain import RecordedFix
@@ -54,6 +56,9 @@ class KitDevices:
     modem: Modem | None = None
     camera_emulator: Any = None
     problems: dict[str, JaranIjoError | DeviceError] = field(default_factory=dict)
+    # The agent's key for the fix it shares: read once (with a TPM, an unseal each time
+    # would cost the status bar a TPM command every few seconds).
+    place_key: DataKey | None = None
 
     @classmethod
     def open(cls, config: KitConfig, *, want: Iterable[str] = VISIT,
@@ -144,9 +149,14 @@ class KitDevices:
         from kit.store import Store
 
         try:
+            if self.place_key is None:
+                raw = machine_secret(self.config, AGENT_KEY)
+                if raw is None or len(raw) != 32:  # the agent has no key yet: no fix shared
+                    return None
+                self.place_key = DataKey(raw)
             with Store.open(self.config.store_path, create=False, check=False) as store:
-                return shared_gnss_fix(store, max_age_s=max_age_s)
-        except JaranIjoError:
+                return shared_gnss_fix(store, self.place_key, max_age_s=max_age_s)
+        except (JaranIjoError, ValueError):
             return None
 
     def battery_percent(self) -> float | None:

@@ -5,11 +5,14 @@ goes in encrypted under the officers' data key; a finished recording goes
 in sealed to the office and signed by the kit, in one durable commit.
 
 >>> store_assignment(store, data_key, assignment)                       # doctest: +SKIP
->>> stored = seal_recording(store, kit_sign_key, office_public, recording)  # doctest: +SKIP
+>>> stored = seal_recording(store, kit_sign_key, office_public, recording,
+...                         key=data_key)                               # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from typing import Any
 
@@ -36,14 +39,67 @@ STATUS_FOR_OUTCOME = {
 def store_assignment(store: Store, key: DataKey, assignment: Assignment) -> None:
     """Keep an assignment on the kit, every byte of personal data encrypted."""
     assignment.validate()
+    if store.assignment_payload(assignment.id) is not None:
+        target_states(store, key, assignment.id)  # rows kept before m005 move to references
     header = assignment.to_canonical()
     header["targets"] = [t.id for t in assignment.targets]
     payload = key.encrypt(canonical(header), f"assignment:{assignment.id}")
-    targets = [
-        (t.id, key.encrypt(canonical(t.to_canonical()), f"target:{t.id}"))
-        for t in assignment.targets
-    ]
+    targets = []
+    for t in assignment.targets:
+        ref = target_ref(key, t.id)
+        targets.append((ref, key.encrypt(canonical(t.to_canonical()), f"target:{ref}")))
     store.put_assignment(assignment.id, assignment.visit_date.isoformat(), payload, targets)
+
+
+def target_ref(key: DataKey, target_id: str) -> str:
+    """The name the store keeps a target under: a keyed hash of its id under the data key,
+    so a copy of the files cannot tell which resident a row, draft or status is about."""
+    mac = hmac.new(key.raw(), b"jaranijo target-ref\x00" + target_id.encode(), hashlib.sha256)
+    return "t-" + mac.hexdigest()[:32]
+
+
+def set_target_state(store: Store, key: DataKey, target_id: str, status: str,
+                     outcome: str = "") -> None:
+    """Where a target stands (status, and the outcome's name when not recorded), encrypted."""
+    ref = target_ref(key, target_id)
+    store.set_target_state(ref, _target_state(key, ref, target_id, status, outcome))
+
+
+def _target_state(key: DataKey, ref: str, target_id: str, status: str, outcome: str) -> bytes:
+    return key.encrypt(canonical({"target_id": target_id, "status": status,
+                                  "outcome": outcome}), f"target-state:{ref}")
+
+
+def target_states(store: Store, key: DataKey, assignment_id: str) -> dict[str, tuple[str, str]]:
+    """Each target's (status, outcome) by target id; a target never touched is pending.
+
+    A row kept before migration m005 still has its target's id as row id and its status
+    and outcome in clear: it is rewritten here, with the key of this unlocked session,
+    under its reference, its state encrypted and its clear columns blanked (its drafts
+    follow). A state that does not open reads as pending, with a log line.
+    """
+    out: dict[str, tuple[str, str]] = {}
+    for row in store.targets(assignment_id):
+        row_id = row["id"]
+        plain = key.decrypt(row["payload"], f"target:{row_id}")
+        target_id = str(cbor2.loads(plain)["id"])
+        ref = target_ref(key, target_id)
+        status, outcome = str(TargetStatus.PENDING), ""
+        if row["state"] is not None:
+            try:
+                data = cbor2.loads(key.decrypt(bytes(row["state"]), f"target-state:{ref}"))
+                status, outcome = str(data["status"]), str(data.get("outcome", ""))
+            except (JaranIjoError, KeyError, TypeError, ValueError, cbor2.CBORDecodeError):
+                log.warning("a target's stored state does not open; shown as pending")
+        elif row["status"] or row["outcome"]:
+            status, outcome = row["status"] or status, row["outcome"]
+            if ref == row_id:
+                store.set_target_state(ref, _target_state(key, ref, target_id, status, outcome))
+        if ref != row_id:  # kept before m005: under the target's id
+            store.rekey_target(row_id, ref, key.encrypt(plain, f"target:{ref}"),
+                               _target_state(key, ref, target_id, status, outcome))
+        out[target_id] = (status, outcome)
+    return out
 
 
 def load_assignment(store: Store, key: DataKey, assignment_id: str) -> Assignment:
@@ -66,10 +122,11 @@ def load_assignment(store: Store, key: DataKey, assignment_id: str) -> Assignmen
 
 
 def load_target(store: Store, key: DataKey, assignment_id: str, target_id: str) -> Target:
+    wanted = {target_ref(key, target_id), target_id}  # the id itself: a row kept before m005
     for row in store.targets(assignment_id):
-        if row["id"] == target_id:
+        if row["id"] in wanted:
             return Target.from_canonical(cbor2.loads(key.decrypt(row["payload"],
-                                                                  f"target:{target_id}")))
+                                                                  f"target:{row['id']}")))
     raise ValidationError(
         id="Sasaran tidak ada dalam penugasan",
         en="Target is not in the assignment",
@@ -79,7 +136,7 @@ def load_target(store: Store, key: DataKey, assignment_id: str, target_id: str) 
 
 def seal_recording(
     store: Store, signer: SigningKey, office: OfficePublicKeys, recording: Recording,
-    *, actor: str = "",
+    *, key: DataKey, actor: str = "",
 ) -> StoredRecord:
     """Check, seal, sign and durably store a finished recording, and queue it for upload.
 
@@ -94,10 +151,12 @@ def seal_recording(
         signer=signer,
     )
     status = STATUS_FOR_OUTCOME.get(recording.outcome, TargetStatus.NOT_RECORDED)
+    ref = target_ref(key, recording.target.id)
     return store.save_sealed(
-        recording.id, RECORD_KIND, read_header(blob)["sealed_at"], blob,
-        target_id=recording.target.id, target_status=str(status),
-        outcome=str(recording.outcome), actor=actor,
+        recording.id, RECORD_KIND, read_header(blob)["sealed_at"], blob, target_ref=ref,
+        target_state=_target_state(key, ref, recording.target.id, str(status),
+                                   str(recording.outcome)),
+        actor=actor,
     )
 
 

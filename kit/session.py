@@ -14,7 +14,7 @@ which officer is kept in the store (ids only). Residents' templates are
 never stored on the sensor.
 
 >>> session = OfficerSession(vault, store)       # doctest: +SKIP
->>> session.login("P-0001", "482913")            # doctest: +SKIP
+>>> session.login("P-0001", "4829135071")            # doctest: +SKIP
 """
 
 from __future__ import annotations

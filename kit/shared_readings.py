@@ -6,41 +6,79 @@ the store's ``kit_status`` and the kiosk reads it back from there. Both sides
 call the functions here, so the stored layout lives in this one place and
 neither side builds or picks apart a dict by hand.
 
->>> share_gnss_fix(store, fix)                 # the agent, after each new fix  # doctest: +SKIP
->>> shared_gnss_fix(store, max_age_s=30.0)     # the kiosk, stamping a record   # doctest: +SKIP
+The fix is a place, so it is kept encrypted under the machine key
+(:func:`kit.keyring.agent_key`), which both processes read with no officer present; a
+copy of the SD card without that key shows neither where nor when. Only the latest fix is
+kept (one row, replaced).
+
+>>> share_gnss_fix(store, fix, key)              # the agent, after each new fix  # doctest: +SKIP
+>>> shared_gnss_fix(store, key, max_age_s=30.0)  # the kiosk, stamping a record   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import json
+import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sensors.gnss import GnssFix
+from sync.errors import JaranIjoError
 
 if TYPE_CHECKING:
     from kit.store import Store
+    from kit.vault import DataKey
+
+log = logging.getLogger(__name__)
 
 GNSS_FIX_KEY = "gnss_fix"
 MODEM_KEY = "modem"
 
 
-def share_gnss_fix(store: Store, fix: GnssFix) -> None:
-    """Keep ``fix`` in the store for the kiosk (it stamps records with it)."""
-    store.set_status(GNSS_FIX_KEY, {
+def seal_status(store: Store, status_key: str, value: Any, key: DataKey) -> None:
+    """Keep ``value`` (JSON) in ``kit_status`` encrypted under ``key``, bound to its row."""
+    blob = key.encrypt(json.dumps(value).encode(), f"kit_status:{status_key}")
+    store.set_status(status_key, {"sealed": base64.b64encode(blob).decode("ascii")})
+
+
+def unseal_status(store: Store, status_key: str, key: DataKey | None) -> Any:
+    """The value :func:`seal_status` kept, or None: none kept, no key, or it does not open
+    (a damaged row, another kit's key, a value from before it was encrypted)."""
+    data = store.status(status_key)
+    if data is None:
+        return None
+    if key is None:
+        return None
+    try:
+        if not isinstance(data, dict) or not isinstance(data.get("sealed"), str):
+            raise ValueError("not sealed")
+        blob = base64.b64decode(data["sealed"], validate=True)
+        return json.loads(key.decrypt(blob, f"kit_status:{status_key}"))
+    except (ValueError, binascii.Error, JaranIjoError):
+        log.warning("stored %s does not open; treated as absent", status_key)
+        return None
+
+
+def share_gnss_fix(store: Store, fix: GnssFix, key: DataKey) -> None:
+    """Keep ``fix`` in the store for the kiosk (it stamps records with it), encrypted."""
+    seal_status(store, GNSS_FIX_KEY, {
         "lat": fix.lat, "lon": fix.lon, "accuracy_m": fix.accuracy_m,
         "altitude_m": fix.altitude_m, "speed_kmh": fix.speed_kmh, "course_deg": fix.course_deg,
         "satellites": fix.satellites, "hdop": fix.hdop, "fix_quality": fix.fix_quality,
-        "time_utc": fix.time_utc.isoformat()})
+        "time_utc": fix.time_utc.isoformat()}, key)
 
 
-def shared_gnss_fix(store: Store, *, max_age_s: float = 30.0,
+def shared_gnss_fix(store: Store, key: DataKey | None, *, max_age_s: float = 30.0,
                     now: datetime | None = None) -> GnssFix | None:
-    """The fix the agent last shared, or None: none shared, unreadable, or its time more than
-    ``max_age_s`` before ``now`` (the wall clock). Its ``age_s`` is that difference."""
-    data = store.status(GNSS_FIX_KEY)
+    """The fix the agent last shared, or None: none shared, unreadable (or no ``key``), or its
+    time more than ``max_age_s`` before ``now`` (the wall clock). Its ``age_s`` is that
+    difference."""
+    data = unseal_status(store, GNSS_FIX_KEY, key)
     if not isinstance(data, dict):
         return None
     try:

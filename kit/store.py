@@ -9,8 +9,13 @@ reads, and ``busy_timeout`` makes the other wait instead of failing.
 Personal data never lies in clear: targets, assignments and drafts are
 stored as ciphertext under the vault's data key (:class:`kit.vault.DataKey`),
 sealed records are already encrypted to the office. What stays in clear is
-what the agent needs without an officer's PIN: ids, dates, statuses,
-sizes, hashes, and the audit log, which names events, never people.
+what the agent needs without an officer's PIN: record and assignment ids, dates,
+sizes, hashes, and the audit log, which names events, never people. Nothing in
+clear ties a time or a place to a resident: targets are kept under a keyed
+reference, not their id, with their status and outcome encrypted; a record does
+not name its target; an audit entry about a visit has its ids sealed to the
+kit's box key; the agent's GNSS fix and offline track are encrypted under its
+machine key (:mod:`kit.keyring`).
 
 A damaged file is reported, never "repaired" by deleting data.
 
@@ -24,6 +29,8 @@ truncates it to nothing and VACUUMs, so neither ``kit.db`` nor
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import json
@@ -35,14 +42,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nacl.exceptions
+from nacl.public import PrivateKey, PublicKey, SealedBox
 from sqlite_utils import Database, Migrations
 
 from sync.durable import connect_durable, transaction
-from sync.errors import StoreError
+from sync.envelope import read_key_file
+from sync.errors import JaranIjoError, StoreError
 
 log = logging.getLogger(__name__)
 
 migrations = Migrations("jaranijo.kit")
+
+# Audit events about a visit: their subject (a recording, target or assignment id) and
+# detail are sealed to the kit's box key, so the log ties no time to a resident for
+# someone holding only the files. Events about the kit itself (provisioning, commands,
+# officer slots) stay in clear.
+SEALED_AUDIT_EVENTS = frozenset({
+    "assignment_stored", "assignment_received", "assignment_unopened",
+    "recording_started", "recording_resumed", "recording_paused", "draft_expired",
+    "record_sealed", "record_acknowledged", "receipt_refused", "record_refused",
+})
+SEALED_PREFIX = "sealed:"
 
 
 @migrations()
@@ -110,6 +131,29 @@ def m003_target_outcome(db: Database) -> None:
     # Why a target was not recorded (refused, not_home, ...), for the officer's list;
     # only the outcome's name, the note stays inside the sealed record.
     db.execute("ALTER TABLE targets ADD COLUMN outcome TEXT NOT NULL DEFAULT ''")
+
+
+@migrations()
+def m004_tpm_key_slots(db: Database) -> None:
+    # A slot whose key is sealed in the kit's TPM (kit/tpm.py) keeps the TPM's blob here;
+    # its opslimit and memlimit are 0 (no Argon2id work).
+    db.execute("ALTER TABLE key_slots ADD COLUMN tpm_blob BLOB")
+
+
+@migrations()
+def m005_no_visit_in_clear(db: Database) -> None:
+    # Where a target stands (status, outcome) moves into ``state``, encrypted under the
+    # officers' data key (kit.records.set_target_state). The migration has no key: a row's
+    # clear values stay only until the next unlocked session rewrites them encrypted and
+    # blanks them (kit.records.target_states). A record no longer names its target, the
+    # audit keeps no visit's id in clear, and a fix the agent kept in clear is dropped
+    # (it shares a new one, encrypted, within seconds).
+    db.execute("ALTER TABLE targets ADD COLUMN state BLOB")
+    db.execute("UPDATE records SET target_id = NULL WHERE target_id IS NOT NULL")
+    events = sorted(SEALED_AUDIT_EVENTS)
+    db.execute(f"UPDATE audit SET subject = '', detail = '' WHERE event IN "
+               f"({', '.join('?' * len(events))}) AND subject NOT LIKE 'sealed:%'", events)
+    db.execute("DELETE FROM kit_status WHERE key = 'gnss_fix'")
 
 
 @dataclass(frozen=True)
@@ -209,18 +253,20 @@ class Store:
 
     # -- key slots and PIN attempts ---------------------------------------------------
     def put_key_slot(self, officer_id: str, salt: bytes, opslimit: int, memlimit: int,
-                     wrapped: bytes) -> None:
+                     wrapped: bytes, tpm_blob: bytes | None = None) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO key_slots VALUES (?, ?, ?, ?, ?, ?)",
-            (officer_id, salt, opslimit, memlimit, wrapped, time.time()),
+            "INSERT OR REPLACE INTO key_slots (officer_id, salt, opslimit, memlimit, wrapped, "
+            "created_at, tpm_blob) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (officer_id, salt, opslimit, memlimit, wrapped, time.time(), tpm_blob),
         )
 
-    def key_slot(self, officer_id: str) -> tuple[bytes, int, int, bytes] | None:
+    def key_slot(self, officer_id: str) -> tuple[bytes, int, int, bytes, bytes | None] | None:
+        """``(salt, opslimit, memlimit, wrapped, tpm_blob)`` of an officer's slot."""
         row = self.conn.execute(
-            "SELECT salt, opslimit, memlimit, wrapped FROM key_slots WHERE officer_id = ?",
-            (officer_id,),
+            "SELECT salt, opslimit, memlimit, wrapped, tpm_blob FROM key_slots "
+            "WHERE officer_id = ?", (officer_id,),
         ).fetchone()
-        return None if row is None else (row[0], row[1], row[2], row[3])
+        return None if row is None else (row[0], row[1], row[2], row[3], row[4])
 
     def key_slot_ids(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT officer_id FROM key_slots ORDER BY 1")]
@@ -241,6 +287,10 @@ class Store:
             (officer_id, now),
         )
 
+    def restart_pin_waits(self, now: float) -> None:
+        """Every recorded failure's time set to ``now`` (the monotonic clock restarted)."""
+        self.conn.execute("UPDATE pin_attempts SET last_failure = ?", (now,))
+
     def reset_pin_failures(self, officer_id: str) -> None:
         self.conn.execute("DELETE FROM pin_attempts WHERE officer_id = ?", (officer_id,))
 
@@ -257,7 +307,7 @@ class Store:
             for position, (target_id, blob) in enumerate(targets):
                 self.conn.execute(
                     "INSERT INTO targets (id, assignment_id, position, status, updated_at, "
-                    "payload) VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                    "payload) VALUES (?, ?, ?, '', ?, ?) ON CONFLICT(id) DO UPDATE SET "
                     "assignment_id = excluded.assignment_id, position = excluded.position, "
                     "payload = excluded.payload, updated_at = excluded.updated_at",
                     (target_id, assignment_id, position, now, blob),
@@ -274,26 +324,39 @@ class Store:
         return None if row is None else bytes(row[0])
 
     def targets(self, assignment_id: str) -> list[dict[str, Any]]:
-        """Targets of an assignment in office order: id, status and the encrypted payload."""
+        """Targets of an assignment in office order: the row id (a reference, see
+        :func:`kit.records.target_ref`), the encrypted payload and the encrypted ``state``
+        (None: pending); ``status``/``outcome`` are blank but on rows kept before m005."""
         return [dict(r) for r in self.db.query(
-            "SELECT id, status, outcome, updated_at, payload FROM targets "
+            "SELECT id, status, outcome, state, updated_at, payload FROM targets "
             "WHERE assignment_id = ? "
             "ORDER BY position", [assignment_id])]
 
-    def set_target_status(self, target_id: str, status: str) -> None:
-        self.conn.execute("UPDATE targets SET status = ?, updated_at = ? WHERE id = ?",
-                          (status, time.time(), target_id))
+    def set_target_state(self, row_id: str, state: bytes) -> None:
+        """Where a target stands, encrypted (:func:`kit.records.set_target_state`). Its time
+        is not kept: ``updated_at`` stays when the assignment came."""
+        self.conn.execute("UPDATE targets SET state = ?, status = '', outcome = '' "
+                          "WHERE id = ?", (state, row_id))
+
+    def rekey_target(self, old_id: str, row_id: str, payload: bytes, state: bytes) -> None:
+        """Move a target row kept under its target's id (before m005) to its reference
+        ``row_id``, with its payload and state encrypted for that name; its drafts follow."""
+        with self.transaction():
+            self.conn.execute("UPDATE targets SET id = ?, payload = ?, state = ?, status = '', "
+                              "outcome = '' WHERE id = ?", (row_id, payload, state, old_id))
+            self.conn.execute("UPDATE drafts SET target_id = ? WHERE target_id = ?",
+                              (row_id, old_id))
 
     # -- drafts (ciphertext) ----------------------------------------------------------
-    def put_draft(self, recording_id: str, target_id: str, step: str, payload: bytes,
+    def put_draft(self, recording_id: str, target_ref: str, step: str, payload: bytes,
                   expires_at: float) -> None:
+        """Keep a draft; ``target_ref`` is the target's reference (:func:`kit.records.target_ref`),
+        never its id."""
         with self.transaction():
             self.conn.execute(
                 "INSERT OR REPLACE INTO drafts VALUES (?, ?, ?, ?, ?, ?)",
-                (recording_id, target_id, step, time.time(), expires_at, payload),
+                (recording_id, target_ref, step, time.time(), expires_at, payload),
             )
-            self.conn.execute("UPDATE targets SET status = 'in_progress', updated_at = ? "
-                              "WHERE id = ? AND status = 'pending'", (time.time(), target_id))
 
     def drafts(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.query(
@@ -310,27 +373,27 @@ class Store:
 
     # -- sealed records and the outbox ------------------------------------------------
     def save_sealed(self, record_id: str, kind: str, sealed_at: str, blob: bytes, *,
-                    target_id: str | None = None, target_status: str | None = None,
-                    outcome: str = "", actor: str = "") -> StoredRecord:
+                    target_ref: str | None = None, target_state: bytes | None = None,
+                    actor: str = "") -> StoredRecord:
         """Store a sealed record, queue it for upload, close its draft: one durable commit.
 
+        With ``target_ref``, that target's row takes ``target_state`` (encrypted, see
+        :func:`kit.records.seal_recording`); the record itself does not name its target.
         When this returns, the record is on disk and may be reported as saved.
         """
         digest = hashlib.sha256(blob).hexdigest()
         with self.transaction():
             self.conn.execute(
                 "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (record_id, kind, target_id, sealed_at, time.time(), len(blob), digest, blob),
+                (record_id, kind, None, sealed_at, time.time(), len(blob), digest, blob),
             )
             self.conn.execute("INSERT INTO outbox (record_id) VALUES (?)", (record_id,))
             self.conn.execute("DELETE FROM drafts WHERE recording_id = ?", (record_id,))
-            if target_id and target_status:
-                self.conn.execute("UPDATE targets SET status = ?, outcome = ?, updated_at = ? "
-                                  "WHERE id = ?",
-                                  (target_status, outcome, time.time(), target_id))
+            if target_ref and target_state is not None:
+                self.set_target_state(target_ref, target_state)
             self._audit("record_sealed", actor=actor, subject=record_id,
                         detail=json.dumps({"kind": kind, "size": len(blob)}))
-        return StoredRecord(record_id, kind, target_id, sealed_at, len(blob), digest)
+        return StoredRecord(record_id, kind, None, sealed_at, len(blob), digest)
 
     def record(self, record_id: str) -> StoredRecord | None:
         row = self.conn.execute(
@@ -377,17 +440,40 @@ class Store:
         self.conn.execute("DELETE FROM kit_status WHERE key = ?", (key,))
 
     def audit(self, event: str, *, actor: str = "", subject: str = "", detail: str = "") -> None:
-        """Note an event. Never pass personal data: ids and counts only."""
+        """Note an event. Never pass personal data: ids and counts only. The subject and
+        detail of an event about a visit (:data:`SEALED_AUDIT_EVENTS`) are sealed."""
         self._audit(event, actor=actor, subject=subject, detail=detail)
 
     def _audit(self, event: str, *, actor: str = "", subject: str = "", detail: str = "") -> None:
+        if event in SEALED_AUDIT_EVENTS and (subject or detail):
+            subject, detail = self._seal_audit(subject, detail), ""
         self.conn.execute("INSERT INTO audit (ts, event, actor, subject, detail) "
                           "VALUES (?, ?, ?, ?, ?)", (time.time(), event, actor, subject, detail))
 
-    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.query(
+    def _seal_audit(self, subject: str, detail: str) -> str:
+        """``subject`` and ``detail`` sealed to the kit's box public key (written with no
+        secret, read only with the box secret key, which lies under the officers' data key);
+        without that key on the kit (not provisioned) they are not kept at all."""
+        box_path = self.path.parent / "keys" / "kit-box.pub"
+        try:
+            public = PublicKey(read_key_file(box_path, "kit-box-public", secret=False))
+        except JaranIjoError:
+            return ""
+        sealed = SealedBox(public).encrypt(json.dumps([subject, detail]).encode())
+        return SEALED_PREFIX + base64.b64encode(sealed).decode("ascii")
+
+    def audit_log(self, limit: int = 100, *, box_key: bytes | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` entries, newest first. A sealed subject and detail read as
+        ``"(sealed)"``, or in clear with the kit's box secret key (``box_key``, a vault
+        secret: ``PinVault.get_secret(data_key, "kit-box")``)."""
+        box = None if box_key is None else SealedBox(PrivateKey(box_key))
+        rows = [dict(r) for r in self.db.query(
             "SELECT ts, event, actor, subject, detail FROM audit ORDER BY id DESC LIMIT ?",
             [limit])]
+        for row in rows:
+            if row["subject"].startswith(SEALED_PREFIX):
+                row["subject"], row["detail"] = _open_audit(row["subject"], box)
+        return rows
 
 
     # -- office link (kit/agent): outbox progress, inbox, command replay ------------
@@ -422,6 +508,15 @@ class Store:
             self.outbox_failed(record_id, reason, at)
             self.conn.execute("UPDATE outbox SET state = 'refused' WHERE record_id = ? AND "
                               "state != 'acked'", (record_id,))
+
+    def outbox_release(self, record_id: str) -> bool:
+        """The office asks again for a record it refused for good: queue it as new.
+        False when no refused record has that id."""
+        cur = self.conn.execute(
+            "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = 0, "
+            "sent_bytes = 0, last_error = '' WHERE record_id = ? AND state = 'refused'",
+            (record_id,))
+        return cur.rowcount == 1
 
     def put_inbox(self, assignment_id: str, sealed_at: str, envelope: bytes) -> bool:
         """Keep a verified, still sealed assignment; False when the same or a newer one is here.
@@ -485,6 +580,17 @@ class Store:
     def delete_drafts(self) -> int:
         """Delete every draft (part of a wipe)."""
         return self.conn.execute("DELETE FROM drafts").rowcount
+
+def _open_audit(sealed: str, box: SealedBox | None) -> tuple[str, str]:
+    if box is None:
+        return "(sealed)", "(sealed)"
+    try:
+        subject, detail = json.loads(box.decrypt(
+            base64.b64decode(sealed[len(SEALED_PREFIX):], validate=True)))
+        return str(subject), str(detail)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError, binascii.Error):
+        return "(damaged)", "(damaged)"
+
 
 def private_files(path: Path) -> None:
     """The store's folder 0700 and its files 0600, made so when missing (before SQLite makes

@@ -10,7 +10,7 @@ Nothing here touches Kivy: the blocking calls (a fingerprint download, a
 photo, sealing) are plain functions the app runs on a worker thread.
 
 >>> kiosk = VisitController(config)                # doctest: +SKIP
->>> kiosk.login("P-0001", "482913")                # doctest: +SKIP
+>>> kiosk.login("P-0001", "4829135071")                # doctest: +SKIP
 >>> flow = kiosk.start(kiosk.assignment.targets[0])  # doctest: +SKIP
 """
 
@@ -32,7 +32,7 @@ from nacl.exceptions import InvalidkeyError
 
 from kit.config import KitConfig
 from kit.provision import open_vault
-from kit.records import load_assignment
+from kit.records import load_assignment, target_ref, target_states
 from kit.session import OfficerSession
 from kit.shared_readings import shared_modem_view
 from kit.store import Store, StoredRecord
@@ -49,7 +49,7 @@ from kit.workflow import (
 from sensors import Quality
 from sensors.errors import DeviceError
 from sync.domain import Assignment, FingerCapture, FingerPosition, Outcome, PhotoCapture, Target
-from sync.envelope import OfficePublicKeys, load_kit_sign_key
+from sync.envelope import OfficePublicKeys
 from sync.errors import JaranIjoError, ValidationError
 
 log = logging.getLogger(__name__)
@@ -246,9 +246,11 @@ class VisitController:
         """The assignment's targets in office order, filtered by name, NIK, hamlet or street."""
         if self.assignment is None:
             return []
-        status = {r["id"]: r["status"] for r in self.store.targets(self.assignment.id)}
+        key = self.session.data_key
+        status = {tid: state[0] for tid, state in
+                  target_states(self.store, key, self.assignment.id).items()}
         live, _ = self.drafts()
-        by_target = {d.target_id: d for d in live}
+        by_target = {d.target_id: d for d in live}  # by the target's reference
         words = query.lower().split()
         rows = []
         for n, target in enumerate(self.assignment.targets, start=1):
@@ -256,7 +258,7 @@ class VisitController:
                                  target.address.street, target.address.desa]).lower()
             if all(w in haystack for w in words):
                 rows.append(TargetRow(n, target, status.get(target.id, "pending"),
-                                      by_target.get(target.id)))
+                                      by_target.get(target_ref(key, target.id))))
         return rows
 
     def row(self, target_id: str) -> TargetRow:
@@ -274,7 +276,7 @@ class VisitController:
         devices = self.devices
         return KitContext(
             store=self.store, data_key=self.session.data_key,
-            signer=load_kit_sign_key(self.config.keys_dir),
+            signer=self.session.vault.signing_key(self.session.data_key),
             office=OfficePublicKeys.load(self.config.keys_dir),
             kit_id=self.config.kit.id, officers=[officer], settings=self.settings,
             gnss_fix=devices.gnss_fix if devices is not None else (lambda: None),
@@ -304,8 +306,7 @@ class VisitController:
         if row.draft is not None:
             self.flow = RecordingFlow.resume(ctx, row.draft.recording_id)
         else:
-            self.flow = RecordingFlow.start(ctx, target)
-            self.store.set_target_status(target.id, "in_progress")
+            self.flow = RecordingFlow.start(ctx, target)  # marks the target in progress
         return self.flow, [c for c in checks if not c.ok]
 
     def require_flow(self) -> RecordingFlow:
@@ -436,6 +437,13 @@ class VisitController:
         lines = [(c.ok, c.message(lang)) for c in self.preflight(lang)]
         integrity = self.store.integrity_check()
         lines.append((integrity == "ok", f"kit.db: {integrity}"))
+        from kit import keyring
+
+        try:
+            ok, text = keyring.security_line(self.config, lang)
+        except JaranIjoError as exc:
+            ok, text = False, exc.text(lang)
+        lines.append((ok, ("Keys: " if lang == "en" else "Kunci: ") + text))
         return lines
 
     def device_info(self) -> list[str]:

@@ -34,7 +34,7 @@ from typing import Any
 import cbor2
 from nacl.signing import SigningKey
 
-from kit.records import seal_recording
+from kit.records import seal_recording, set_target_state, target_ref
 from kit.store import Store, StoredRecord
 from kit.vault import DataKey
 from sensors.fingerprint_quality import QUALITY_THRESHOLD
@@ -49,6 +49,7 @@ from sync.domain import (
     Recording,
     SignatureCapture,
     Target,
+    TargetStatus,
     Witness,
     uuid7,
 )
@@ -137,6 +138,7 @@ class RecordingFlow:
         )
         flow = cls(ctx, recording, Step.PHOTO)
         flow.save_draft()
+        set_target_state(ctx.store, ctx.data_key, target.id, str(TargetStatus.IN_PROGRESS))
         ctx.store.audit("recording_started", actor=",".join(ctx.officers), subject=recording.id)
         return flow
 
@@ -168,7 +170,8 @@ class RecordingFlow:
         }
         expires = self.ctx.clock() + self.ctx.settings.draft_lifetime_hours * 3600
         self.ctx.store.put_draft(
-            self.recording.id, self.recording.target.id, str(self.step),
+            self.recording.id, target_ref(self.ctx.data_key, self.recording.target.id),
+            str(self.step),
             self.ctx.data_key.encrypt(canonical(data), f"draft:{self.recording.id}"), expires)
 
     def pause(self) -> None:
@@ -440,7 +443,8 @@ class RecordingFlow:
             gnss=self.ctx.gnss_fix(), devices=self.ctx.devices(),
             software_version=__version__)
         stored = seal_recording(self.ctx.store, self.ctx.signer, self.ctx.office,
-                                self.recording, actor=",".join(self.ctx.officers))
+                                self.recording, key=self.ctx.data_key,
+                                actor=",".join(self.ctx.officers))
         self.step = Step.SEALED
         # Drop the plaintext biometrics: only the sealed copy remains.
         self.recording = replace(self.recording, photo=None, fingers={}, signature=None)
@@ -456,7 +460,7 @@ class RecordingFlow:
 @dataclass(frozen=True)
 class DraftInfo:
     recording_id: str
-    target_id: str
+    target_id: str  # the target's reference in the store (kit.records.target_ref)
     step: str
     updated_at: float
     expires_at: float

@@ -5,6 +5,12 @@ into ``/etc/mosquitto/conf.d/`` (see ``sync/PROTOCOL.md``). Every kit has
 its own user and may publish only under its own topics (the ACL from
 :func:`sync.protocol.mosquitto_acl`); ``use_username_as_clientid`` stops
 one kit taking over another's session.
+
+The listener is TLS by default (as the office's port 8883 is): the broker
+makes a small CA and a server certificate for ``localhost`` and
+``127.0.0.1`` in its directory (:mod:`office.certs`) unless given a CA, and
+kits trust :attr:`LocalBroker.ca_file`. ``require_certificate=True`` also
+asks every client for a certificate from that CA, on top of its password.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from office.certs import CaFiles, issue_server, make_ca
 from sync import protocol as p
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -32,15 +40,27 @@ def free_port() -> int:
 
 
 class LocalBroker:
-    """One Mosquitto process on 127.0.0.1; stop and start it again on the same port and files."""
+    """One Mosquitto process on 127.0.0.1; stop and start it again on the same port and files.
+
+    TLS unless ``tls=False``: with no ``ca`` given, a CA is made in ``DIRECTORY/ca`` (or
+    the one already there is used) and a server certificate for ``hosts`` is issued from
+    it into ``DIRECTORY/tls``. Clients connect to :attr:`port` trusting :attr:`ca_file`.
+
+    >>> broker = LocalBroker(tmp / "broker", {"blitar-kit-01": "secret"})  # doctest: +SKIP
+    >>> broker.start(); broker.port, broker.ca_file  # doctest: +SKIP
+    """
 
     def __init__(self, directory: Path, users: dict[str, str], *,
                  office_users: list[str] | None = None, readers: list[str] | None = None,
-                 message_size_limit: int = 0) -> None:
+                 message_size_limit: int = 0, tls: bool = True, ca: CaFiles | None = None,
+                 hosts: Sequence[str] = ("localhost", "127.0.0.1"),
+                 require_certificate: bool = False) -> None:
         self.directory = directory
         self.users = users
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        self.ca: CaFiles | None = None
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "data").mkdir(exist_ok=True)
         passwd = directory / "passwd"
@@ -55,6 +75,7 @@ class LocalBroker:
             # the test's files; naming the current user keeps it as it is.
             f"user {pwd.getpwuid(os.getuid()).pw_name}",
             f"listener {self.port} 127.0.0.1",
+            *self._tls_lines(ca, hosts, require_certificate),
             "allow_anonymous false",
             f"password_file {passwd}",
             f"acl_file {directory / 'acl'}",
@@ -73,6 +94,31 @@ class LocalBroker:
         if message_size_limit:
             lines.append(f"message_size_limit {message_size_limit}")
         (directory / "mosquitto.conf").write_text("\n".join(lines) + "\n")
+
+    def _tls_lines(self, ca: CaFiles | None, hosts: Sequence[str],
+                   require_certificate: bool) -> list[str]:
+        if not self.tls:
+            return []
+        if ca is None:
+            ca = CaFiles(self.directory / "ca" / "ca.crt", self.directory / "ca" / "ca.key")
+            if not ca.cert.exists():
+                ca = make_ca(self.directory / "ca")
+        self.ca = ca
+        cert, key = issue_server(ca, self.directory / "tls", hosts)
+        return [
+            f"cafile {ca.cert}",
+            f"certfile {cert}",
+            f"keyfile {key}",
+            "tls_version tlsv1.2",  # the oldest accepted; TLS 1.3 is preferred
+            f"require_certificate {'true' if require_certificate else 'false'}",
+        ]
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate clients must trust (TLS brokers only)."""
+        if self.ca is None:
+            raise RuntimeError("this broker listens without TLS: there is no CA file")
+        return self.ca.cert
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None

@@ -1,4 +1,4 @@
-"""``jaranijo office``: keygen, open, serve, assign, command, kits.
+"""``jaranijo office``: keygen, ca, open, serve, assign, command, kits, quarantine.
 
 Thin shells over ``office/``; :mod:`sync.cli` finds :func:`register` through
 the ``jaranijo.commands`` entry points.
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = office_sub.add_parser("keygen", help="create the office's seal and sign key pairs")
     p.add_argument("--dir", required=True, help="folder for the key files (created)")
     p.set_defaults(func=cmd_keygen)
+    _register_ca(office_sub)
     p = office_sub.add_parser("open", help="verify and open one sealed record file")
     p.add_argument("file")
     p.add_argument("--keys", required=True, help="folder with the office's secret keys")
@@ -39,12 +40,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--kits", required=True, metavar="DIR",
                    help="a folder per kit id with kit-sign.pub and kit-box.pub")
     p.add_argument("--mqtt-host", default="localhost")
-    p.add_argument("--mqtt-port", type=int, default=1883)
+    p.add_argument("--mqtt-port", type=int, default=8883, help="default 8883 (TLS)")
     p.add_argument("--mqtt-user", default=None,
                    help="broker user of the office (default: jaranijo_office)")
     p.add_argument("--mqtt-password-file", default=None, metavar="FILE")
-    p.add_argument("--tls", action="store_true", help="connect with TLS")
-    p.add_argument("--ca-file", default="", help="CA certificate for --tls")
+    p.add_argument("--no-tls", dest="tls", action="store_false",
+                   help="connect without TLS (only to a broker on this machine)")
+    p.add_argument("--tls", dest="tls", action="store_true", default=True,
+                   help=argparse.SUPPRESS)  # the default; kept for older unit files
+    p.add_argument("--ca-file", default="", metavar="FILE",
+                   help="the office CA certificate ('office ca init'); default: the system's "
+                        "CA store")
+    p.add_argument("--cert-file", default="", metavar="FILE",
+                   help="client certificate, for a broker with require_certificate")
+    p.add_argument("--key-file", default="", metavar="FILE", help="its key")
     p.add_argument("--open-records", action="store_true",
                    help="also open each record with office-seal.key before the receipt "
                         "(needs the secret seal key in --keys)")
@@ -62,13 +71,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_assign)
 
     p = office_sub.add_parser(
-        "command", help="sign a command for a kit (ping, lock, wipe, selftest, config)",
+        "command", help="sign a command for a kit (ping, lock, wipe, selftest, config, resend)",
         description="Queue a signed command; 'office serve' sends it. A kit runs it once, "
                     "only before it expires. 'wipe' crypto-erases the kit's officer keys and "
-                    "drafts for good. 'config' takes KEY=VALUE settings of the [agent] table.")
-    p.add_argument("name", choices=("ping", "lock", "wipe", "selftest", "config"))
+                    "drafts for good. 'config' takes KEY=VALUE settings of the [agent] table. "
+                    "'resend record=ID' asks the kit again for a record the office refused "
+                    "for good (after 'office quarantine take', or a raised size limit).")
+    p.add_argument("name", choices=("ping", "lock", "wipe", "selftest", "config", "resend"))
     p.add_argument("settings", nargs="*", metavar="KEY=VALUE",
-                   help="for 'config': e.g. interval_idle_s=600")
+                   help="for 'config': e.g. interval_idle_s=600; for 'resend': record=ID")
     p.add_argument("--kit", required=True)
     p.add_argument("--valid-for", type=int, default=3600, metavar="SECONDS",
                    help="how long the kit may still accept it (default 3600)")
@@ -78,6 +89,53 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = office_sub.add_parser("kits", help="every kit the office has heard from")
     p.add_argument("--db", required=True, help="the office database file")
     p.set_defaults(func=cmd_kits)
+
+    quarantine = office_sub.add_parser(
+        "quarantine", help="records kept aside because their id collided with a stored one",
+        description="A record whose id collides with a stored record (other bytes) is kept "
+                    "here, not lost: with a kit's key stolen, the forgery may have come "
+                    "first. Review both, then 'take' the quarantined one (the stored one "
+                    "moves to quarantine) or 'drop' it.").add_subparsers(
+        dest="quarantine_command", required=True, metavar="ACTION")
+    p = quarantine.add_parser("list", help="what is kept aside")
+    p.add_argument("--db", required=True, help="the office database file")
+    p.set_defaults(func=cmd_quarantine)
+    for action, text in (("take", "make the quarantined bytes the record"),
+                         ("drop", "discard the quarantined bytes")):
+        p = quarantine.add_parser(action, help=text)
+        p.add_argument("--db", required=True, help="the office database file")
+        p.add_argument("--kit", required=True)
+        p.add_argument("--record", required=True, help="the record id")
+        p.add_argument("--sha", required=True, metavar="HEX",
+                       help="the quarantined bytes' SHA-256 (a unique prefix of 8+ will do)")
+        p.set_defaults(func=cmd_quarantine)
+
+
+def _register_ca(office_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ca_sub = office_sub.add_parser(
+        "ca", help="the office's small CA: TLS certificates for the broker and kits",
+        description="Kits reach the broker over TLS (port 8883) and trust one CA "
+                    "certificate, the office's. 'init' makes the CA once; 'server' issues "
+                    "the broker's certificate (cafile, certfile, keyfile in mosquitto.conf); "
+                    "'client' issues an optional certificate for a kit (broker with "
+                    "require_certificate true; the kit still logs in with its password)."
+    ).add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    p = ca_sub.add_parser("init", help="make the office CA (ca.crt, ca.key)")
+    p.add_argument("--dir", required=True, help="folder for the CA (created); keep ca.key secret")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing CA (every kit must then get the new ca.crt)")
+    p.set_defaults(func=cmd_ca_init)
+    p = ca_sub.add_parser("server", help="issue the broker's server certificate")
+    p.add_argument("--ca", required=True, metavar="DIR", help="the CA folder of 'ca init'")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for server.crt/.key")
+    p.add_argument("--host", action="append", required=True, metavar="NAME",
+                   help="a DNS name or IP address kits connect to (repeat for more)")
+    p.set_defaults(func=cmd_ca_server)
+    p = ca_sub.add_parser("client", help="issue a kit's client certificate (CN = kit id)")
+    p.add_argument("--ca", required=True, metavar="DIR", help="the CA folder of 'ca init'")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for KIT.crt/.key")
+    p.add_argument("--kit", required=True, help="kit id, e.g. blitar-kit-01")
+    p.set_defaults(func=cmd_ca_client)
 
 
 def _db_keys(p: argparse.ArgumentParser) -> None:
@@ -102,6 +160,45 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     print(f"  sign key  {fingerprint(bytes(keys.sign.verify_key))}  (signs assignments, commands)")
     print("Give office-seal.pub and office-sign.pub to the technician who provisions kits.")
     print("Keep office-*.key secret and backed up: without office-seal.key no record opens.")
+    return 0
+
+
+def _ca_files(directory: str) -> Any:
+    from office.certs import CA_CERT, CA_KEY, CaFiles
+
+    return CaFiles(Path(directory) / CA_CERT, Path(directory) / CA_KEY)
+
+
+def cmd_ca_init(args: argparse.Namespace) -> int:
+    from office.certs import make_ca
+
+    ca = make_ca(Path(args.dir), overwrite=args.force)
+    print(f"CA kantor dibuat / Office CA made: {ca.cert}")
+    print(f"  Salin {ca.cert.name} ke setiap kit ([mqtt] ca_file) / "
+          f"Copy {ca.cert.name} to every kit ([mqtt] ca_file)")
+    print(f"  Simpan {ca.key} rahasia dan dicadangkan / Keep {ca.key} secret and backed up")
+    return 0
+
+
+def cmd_ca_server(args: argparse.Namespace) -> int:
+    from office.certs import issue_server
+
+    cert, key = issue_server(_ca_files(args.ca), Path(args.out), args.host)
+    print(f"Sertifikat server / Server certificate: {cert} ({', '.join(args.host)})")
+    print(f"  Kunci / Key: {key}")
+    print("  Di mosquitto.conf / In mosquitto.conf: listener 8883, cafile, certfile, keyfile")
+    return 0
+
+
+def cmd_ca_client(args: argparse.Namespace) -> int:
+    from office.certs import issue_client
+    from sync.protocol import check_kit_id
+
+    kit_id = check_kit_id(args.kit)
+    cert, key = issue_client(_ca_files(args.ca), Path(args.out), kit_id)
+    print(f"Sertifikat klien untuk {kit_id} / Client certificate for {kit_id}: {cert}")
+    print(f"  Kunci / Key: {key}")
+    print("  Di kit / On the kit: [mqtt] cert_file dan/and key_file")
     return 0
 
 
@@ -135,7 +232,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         KitDirectory(args.kits),
         BrokerSettings(host=args.mqtt_host, port=args.mqtt_port,
                        username=args.mqtt_user or OFFICE_USER, password=password,
-                       tls=args.tls, ca_file=args.ca_file))
+                       tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file,
+                       key_file=args.key_file))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -196,9 +294,14 @@ def cmd_command(args: argparse.Namespace) -> int:
             raise ValidationError(id=f"'{item}' bukan KUNCI=NILAI", en=f"'{item}' is not KEY=VALUE",
                                   code="bad_args")
         settings[key] = _scalar(value)
-    if settings and args.name != "config":
-        raise ValidationError(id="Hanya 'config' menerima KUNCI=NILAI",
-                              en="Only 'config' takes KEY=VALUE settings", code="bad_args")
+    if settings and args.name not in ("config", "resend"):
+        raise ValidationError(id="Hanya 'config' dan 'resend' menerima KUNCI=NILAI",
+                              en="Only 'config' and 'resend' take KEY=VALUE settings",
+                              code="bad_args")
+    if args.name == "resend" and (set(settings) != {"record"} or
+                                  not isinstance(settings["record"], str)):
+        raise ValidationError(id="'resend' memerlukan record=ID", en="'resend' needs record=ID",
+                              code="bad_args")
     sign = SigningKey(read_key_file(Path(args.keys) / "office-sign.key", "office-sign-secret",
                                     secret=True))
     command, payload = make_command(args.kit, args.name, settings, sign,
@@ -225,16 +328,57 @@ def cmd_kits(args: argparse.Namespace) -> int:
         db.close()
     now = time.time()
     print(f"{'kit':<16} {'state':<8} {'session':>7} {'seen':>8} {'batt':>5} {'net':<5} "
-          f"{'waiting':>7} {'received':>8}")
+          f"{'waiting':>7} {'received':>8}  keys")
     for k in kits:
         health = json.loads(k.get("health") or "{}")
+        security = json.loads(k.get("status") or "{}").get("security") or "?"
         seen = f"{now - k['last_seen']:.0f}s" if k.get("last_seen") else "-"
         batt = health.get("battery_percent")
         print(f"{k['kit_id']:<16} {'online' if k['online'] else 'offline':<8} "
               f"{k['session']:>7} {seen:>8} {'-' if batt is None else f'{batt}%':>5} "
               f"{health.get('access_tech') or '-':<5} {health.get('outbox_count', '-'):>7} "
-              f"{records[k['kit_id']]:>8}")
+              f"{records[k['kit_id']]:>8}  "
+              f"{'SOFTWARE (no TPM)' if security == 'software' else security}")
     return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from office.db import OfficeDb
+
+    db = OfficeDb.open(args.db)
+    try:
+        if args.quarantine_command == "list":
+            rows = db.quarantined()
+            print(f"{'kit':<16} {'record':<36} {'sha256':<16} {'bytes':>9}  received")
+            for r in rows:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["received_at"]))
+                print(f"{r['kit_id']:<16} {r['record_id']:<36} {r['sha256'][:16]:<16} "
+                      f"{r['size']:>9}  {when}")
+            if not rows:
+                print("Nothing in quarantine.")
+            return 0
+        sha = args.sha.strip().lower()
+        matches = [r["sha256"] for r in db.quarantined(args.kit)
+                   if r["record_id"] == args.record and r["sha256"].startswith(sha)]
+        if len(sha) < 8 or len(matches) != 1:
+            raise ValidationError(
+                id="Tidak ada satu catatan karantina yang cocok dengan kit, ID dan hash itu",
+                en="No single quarantined record matches that kit, id and hash",
+                hint_id="Lihat 'jaranijo office quarantine list'",
+                hint_en="See 'jaranijo office quarantine list'", code="not_found")
+        if args.quarantine_command == "take":
+            if not db.quarantine_take(args.kit, args.record, matches[0]):
+                raise ValidationError(id="Tidak ada catatan tersimpan dengan ID itu",
+                                      en="No stored record has that id", code="not_found")
+            print(f"Record {args.record} of {args.kit} is now the reviewed bytes "
+                  f"{matches[0][:16]}; the bytes stored before are in quarantine. If the kit "
+                  f"still holds it as refused: office command resend record={args.record}")
+        else:
+            db.quarantine_drop(args.kit, args.record, matches[0])
+            print(f"Quarantined bytes {matches[0][:16]} of record {args.record} discarded.")
+        return 0
+    finally:
+        db.close()
 
 
 def _scalar(text: str) -> Any:

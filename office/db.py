@@ -250,6 +250,38 @@ class OfficeDb:
                                  "AND sha256 = ?", (kit_id, record_id, sha_hex)
                                  ).fetchone() is not None
 
+    def quarantine_take(self, kit_id: str, record_id: str, sha_hex: str) -> bool:
+        """After review: the quarantined bytes become the record, and the record stored so
+        far goes to quarantine in their place (nothing is deleted). False when there is no
+        such quarantined record, or no stored record of that id."""
+        with self.transaction():
+            kept = self.conn.execute(
+                "SELECT blob, sealed_at FROM quarantine WHERE kit_id = ? AND record_id = ? "
+                "AND sha256 = ?", (kit_id, record_id, sha_hex)).fetchone()
+            stored = self.conn.execute(
+                "SELECT sha256, blob, sealed_at FROM records WHERE kit_id = ? AND record_id = ?",
+                (kit_id, record_id)).fetchone()
+            if kept is None or stored is None:
+                return False
+            now = time.time()
+            self.conn.execute("DELETE FROM quarantine WHERE kit_id = ? AND record_id = ? AND "
+                              "sha256 = ?", (kit_id, record_id, sha_hex))
+            self.conn.execute("INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (kit_id, record_id, stored[0], len(stored[1]), stored[2], now,
+                               stored[1]))
+            self.conn.execute("UPDATE records SET sha256 = ?, size = ?, sealed_at = ?, "
+                              "received_at = ?, opened = 0, blob = ? WHERE kit_id = ? AND "
+                              "record_id = ?", (sha_hex, len(kept[0]), kept[1], now, kept[0],
+                                                kit_id, record_id))
+        return True
+
+    def quarantine_drop(self, kit_id: str, record_id: str, sha_hex: str) -> bool:
+        """After review: discard a quarantined record (a forgery); False if there is none."""
+        with self.transaction():
+            cur = self.conn.execute("DELETE FROM quarantine WHERE kit_id = ? AND record_id = ? "
+                                    "AND sha256 = ?", (kit_id, record_id, sha_hex))
+        return cur.rowcount == 1
+
     def quarantine_usage(self, kit_id: str) -> tuple[int, int]:
         """A kit's records kept aside: how many, and how many bytes."""
         row = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM quarantine "

@@ -178,11 +178,13 @@ class BrokerSettings:
     """
 
     host: str = "localhost"
-    port: int = 1883
+    port: int = 8883
     username: str = p.OFFICE_USER
     password: str | None = None
-    tls: bool = False
-    ca_file: str = ""
+    tls: bool = True  # the office's password must not cross a network in clear either
+    ca_file: str = ""  # the office CA's certificate; empty: the system's CA store
+    cert_file: str = ""  # a client certificate, for a broker with require_certificate
+    key_file: str = ""
     client_id: str = p.OFFICE_USER
     keepalive_s: int = 30
     session_expiry_s: int = 7 * 86400
@@ -293,7 +295,13 @@ class OfficeReceiver:
         if b.username:
             client.username_pw_set(b.username, b.password)
         if b.tls:
-            client.tls_set(ca_certs=b.ca_file or None)
+            try:
+                client.tls_set(ca_certs=b.ca_file or None, certfile=b.cert_file or None,
+                               keyfile=b.key_file or None)
+            except (OSError, ValueError) as exc:
+                self._lost(f"TLS cannot be set up (check the CA file {b.ca_file!r} and the "
+                           f"client certificate {b.cert_file!r}): {exc}")
+                return
         will_props = Properties(PacketTypes.WILLMESSAGE)
         will_props.WillDelayInterval = b.will_delay_s
         client.will_set(p.OFFICE_STATUS_TOPIC, p.encode_office_status(
@@ -462,8 +470,15 @@ class OfficeReceiver:
                               f"session {status.session} jumps above {bound} (last accepted "
                               f"{old['session']}){', retained' if retained else ''}")
                 return
+        values = dict(status.__dict__)
+        known = json.loads(old.get("status") or "{}").get("security", "") if old else ""
+        if not status.security:
+            values["security"] = known  # only a birth message says; a will keeps the last
+        elif status.security == "software" and known != "software":
+            log.warning("kit %s runs without a TPM (software key slots: the weaker mode)",
+                        kit_id)
         self.db.set_kit(kit_id, online=int(status.online), session=status.session,
-                        status=json.dumps(status.__dict__), status_at=now,
+                        status=json.dumps(values), status_at=now,
                         last_seen=now if status.online else (old or {}).get("last_seen"))
         log.info("kit %s is %s (session %d%s)", kit_id, "online" if status.online else
                  "offline", status.session, f", {status.reason}" if status.reason else "")

@@ -176,22 +176,34 @@ def read_secret_file(path: Path, what: str) -> str:
     its owner only, as a secret key file must.
     """
     try:
+        return read_secret_bytes(path, what).decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise _unreadable(path, what, exc) from None
+
+
+def _unreadable(path: Path, what: str, exc: Exception) -> KeyFileError:
+    return KeyFileError(
+        id=f"Berkas {what} {path} tidak dapat dibaca ({exc.__class__.__name__})",
+        en=f"The {what} file {path} cannot be read ({exc.__class__.__name__})",
+        hint_id="Periksa jalur dan hak baca berkas (pengguna layanan)",
+        hint_en="Check the path, and that the service's user can read it",
+        code="secret_file")
+
+
+def read_secret_bytes(path: Path, what: str) -> bytes:
+    """The bytes of a secret file, refused when anyone but its owner may read it."""
+    try:
         mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(
-            id=f"Berkas {what} {path} tidak dapat dibaca ({exc.__class__.__name__})",
-            en=f"The {what} file {path} cannot be read ({exc.__class__.__name__})",
-            hint_id="Periksa jalur dan hak baca berkas (pengguna layanan)",
-            hint_en="Check the path, and that the service's user can read it",
-            code="secret_file") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(path, what, exc) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             id=f"Berkas {what} {path} dapat dibaca pengguna lain",
             en=f"The {what} file {path} is readable by other users",
             hint_id=f"Jalankan: chmod 600 {path}", hint_en=f"Run: chmod 600 {path}",
             code="secret_file_mode")
-    return text
+    return data
 
 
 @dataclass(frozen=True)
@@ -268,10 +280,11 @@ class KitPublicKeys:
 class KitKeys:
     """A kit's own key pairs: *sign* its records, open assignments sealed to its *box* key.
 
-    Only the signing key lives in a file (the agent needs it without a PIN).
-    The box secret key is kept in the vault under the officers' data key, so
-    assignments waiting on a lost SD card stay as unreadable as the rest of
-    the personal data: see :meth:`PinVault.put_secret`.
+    Neither secret key lives in a file: both are kept in the kit's vault under the
+    officers' data key (only an officer's session seals records or opens
+    assignments), so a lost SD card yields neither a forged record nor an open
+    assignment: see :meth:`kit.vault.PinVault.put_secret`. Only the public keys are
+    files, for the technician to copy to the office.
     """
 
     sign: SigningKey
@@ -290,14 +303,8 @@ class KitKeys:
         return KitPublicKeys(sign=self.sign.verify_key, box=self.box.public_key)
 
     def save(self, directory: Path) -> None:
-        """Write the signing key (0600) and both public keys; the box secret goes to the vault."""
-        save_key(directory, "kit-sign-secret", bytes(self.sign))
+        """Write both public keys; the secret keys go to the kit's vault."""
         self.public.save(directory)
-
-
-def load_kit_sign_key(directory: Path) -> SigningKey:
-    """The kit's record-signing key, from its file in ``directory``."""
-    return SigningKey(load_key(directory, "kit-sign-secret"))
 
 
 # ---------------------------------------------------------------------------------------------

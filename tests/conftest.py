@@ -33,9 +33,10 @@ from kit.store import Store
 from sync.domain import SAMPLE_ASSIGNMENT_PATH, Assignment
 from sync.envelope import KitPublicKeys, OfficeKeys
 
-OFFICER, PIN = "P-0001", "482913"
+OFFICER, PIN = "P-0001", "4829135071"
 TECHNICIAN_PIN = "97531864"  # the fixture kit's technician menu PIN (provisioning hashes it)
-FAST_ARGON2 = {"argon2_opslimit": 1, "argon2_memlimit_mib": 8}
+# Cheap Argon2id, and no TPM: the software key slots (tests/kit/test_tpm.py has the TPM).
+FAST_ARGON2 = {"argon2_opslimit": 1, "argon2_memlimit_mib": 8, "tpm": "off"}
 
 
 @dataclass

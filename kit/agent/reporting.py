@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from kit.shared_readings import seal_status, unseal_status
 from sync import protocol as p
 
 if TYPE_CHECKING:
     from kit.agent.sampling import Snapshot
     from kit.agent.settings import AgentSettings
     from kit.store import Store
+    from kit.vault import DataKey
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +152,26 @@ class Track:
         self.min_distance_m = base_distance_m
         self.dirty = True
 
-    def save(self, store: Store) -> None:
+    def save(self, store: Store, key: DataKey) -> None:
+        """Keep the track (times and places) encrypted under the agent's machine key."""
         if self.dirty:
-            store.set_status(self.STATUS_KEY, {
-                "min_distance_m": self.min_distance_m,
-                "points": [[q.tst, q.lat, q.lon, q.acc_m] for q in self.points]})
+            if self.points:
+                seal_status(store, self.STATUS_KEY, {
+                    "min_distance_m": self.min_distance_m,
+                    "points": [[q.tst, q.lat, q.lon, q.acc_m] for q in self.points]}, key)
+            else:
+                store.delete_status(self.STATUS_KEY)  # sent: nothing of it is kept
             self.dirty = False
 
-    def load(self, store: Store) -> None:
-        data = store.status(self.STATUS_KEY)
+    def load(self, store: Store, key: DataKey) -> None:
+        raw = store.status(self.STATUS_KEY)
+        if raw is None:
+            return
+        if isinstance(raw, dict) and "points" in raw and "sealed" not in raw:
+            data: Any = raw  # kept in clear before it was encrypted: read once, rewrite sealed
+            self.dirty = True
+        else:
+            data = unseal_status(store, self.STATUS_KEY, key)
         if not isinstance(data, dict):
             return
         try:
@@ -169,4 +182,5 @@ class Track:
         except (TypeError, ValueError):
             log.warning("stored offline track is damaged; starting a new one")
             self.points = []
+            self.dirty = True
 

@@ -29,11 +29,13 @@ from nacl.signing import VerifyKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from kit import keyring
 from kit.agent.reporting import TelemetryPolicy, Track
 from kit.agent.sampling import Sampler, Snapshot, Sources, open_sources
 from kit.agent.settings import REMOTE_SETTINGS, AgentSettings, load_agent_config
 from kit.agent.uploader import Uploader
 from kit.config import KitConfig
+from kit.keyring import agent_key
 from kit.shared_readings import ModemView, share_gnss_fix, share_modem_view
 from kit.store import Store
 from kit.vault import Argon2Cost, PinVault
@@ -43,7 +45,6 @@ from sync import protocol as p
 from sync.envelope import (
     fingerprint,
     read_key_file,
-    read_secret_file,
 )
 from sync.errors import ConfigError, JaranIjoError
 from sync.protocol import backoff_s
@@ -91,10 +92,9 @@ def load_agent_keys(config: KitConfig) -> AgentKeys:
 
 
 def read_password(config: KitConfig) -> str | None:
-    """The kit's broker password, from ``mqtt.password_file`` (None: log in without one)."""
-    if not config.mqtt.password_file:
-        return None
-    return read_secret_file(Path(config.mqtt.password_file), "mqtt.password_file")
+    """The kit's broker password: sealed in the TPM, or in the weaker mode a 0600 file
+    (see :mod:`kit.keyring`); None: log in without one."""
+    return keyring.broker_password(config)
 
 
 class Agent:
@@ -121,6 +121,8 @@ class Agent:
         self.sampler = Sampler(sources, lambda: self.settings.poll_s)
         self.policy = TelemetryPolicy(self.settings)
         self.track = Track(self.settings.track_max_points, self.settings.track_min_distance_m)
+        # The fix it shares and the track driven offline are places: kept under this key.
+        self.place_key = agent_key(config)
         self.uploader = Uploader(self)
         self.notifier = Notifier()
         self.stop_event = threading.Event()
@@ -173,7 +175,7 @@ class Agent:
     # -- life cycle ----------------------------------------------------------------------------
     def run(self) -> int:
         """Run until :meth:`stop` (or SIGTERM via :func:`run_agent`); returns an exit code."""
-        self.track.load(self.store)
+        self.track.load(self.store, self.place_key)
         self.sampler.start()
         self.notifier.notify("READY=1")
         self.notifier.notify(f"STATUS=kit {self.kit_id}: connecting to "
@@ -230,7 +232,7 @@ class Agent:
         self._drop_client()
         try:
             self.uploader.persist()
-            self.track.save(self.store)
+            self.track.save(self.store, self.place_key)
         except JaranIjoError as exc:
             log.warning("could not save upload progress: %s", exc)
         self.sampler.stop()
@@ -257,11 +259,16 @@ class Agent:
         if mqtt_cfg.username:
             client.username_pw_set(mqtt_cfg.username, self.password)
         if mqtt_cfg.tls:
+            # An empty ca_file: the system's CA store (a broker with a public certificate).
+            # A client certificate, when given, is a second factor beside the password.
             try:
-                client.tls_set(ca_certs=mqtt_cfg.ca_file or None)
+                client.tls_set(ca_certs=mqtt_cfg.ca_file or None,
+                               certfile=mqtt_cfg.cert_file or None,
+                               keyfile=mqtt_cfg.key_file or None)
             except (OSError, ValueError) as exc:
-                self._lost(f"TLS cannot be set up (check mqtt.ca_file {mqtt_cfg.ca_file!r}): "
-                           f"{exc}")
+                self._lost(f"TLS cannot be set up (check mqtt.ca_file {mqtt_cfg.ca_file!r}, "
+                           f"mqtt.cert_file {mqtt_cfg.cert_file!r}, mqtt.key_file "
+                           f"{mqtt_cfg.key_file!r}): {exc}")
                 return
         will_props = Properties(PacketTypes.WILLMESSAGE)
         will_props.WillDelayInterval = int(self.settings.will_delay_s)
@@ -326,8 +333,8 @@ class Agent:
         client.subscribe([(self.topics.rcpt, 1), (self.topics.assign, 1), (self.topics.cmd, 1),
                           (p.OFFICE_STATUS_TOPIC, 1)])
         self.publish(self.topics.status, p.encode_status(p.Status(
-            online=True, session=self.session, tst=int(self.clock()), software=__version__)),
-            qos=1, retain=True)
+            online=True, session=self.session, tst=int(self.clock()), software=__version__,
+            security=keyring.security_mode(self.config))), qos=1, retain=True)
         self.uploader.reset_for_new_connection(time.monotonic())
         # What happened while offline: the track, then a fresh location and health at once.
         if self.track.points:
@@ -494,6 +501,8 @@ class Agent:
             return p.CommandResult(cid, ok=True, result=self.self_test())
         if command.name == "config":
             return self._configure(cid, command.args)
+        if command.name == "resend":
+            return self._resend(cid, command.args)
         raise ValueError(f"command {command.name} has no handler")
 
     def _wipe(self, cid: str) -> p.CommandResult:
@@ -510,6 +519,21 @@ class Agent:
                     slots, drafts, inbox)
         return p.CommandResult(cid, ok=True, result={"slots": slots, "drafts": drafts,
                                                      "inbox": inbox})
+
+    def _resend(self, cid: str, args: dict[str, Any]) -> p.CommandResult:
+        """The office takes back a final refusal (e.g. after reviewing a collision): the
+        record goes back in the queue and is uploaded again from its first byte."""
+        record_id = args.get("record")
+        if set(args) != {"record"} or not isinstance(record_id, str):
+            return p.CommandResult(cid, ok=False, reason="bad_args: resend takes record=ID")
+        if not self.store.outbox_release(record_id):
+            return p.CommandResult(cid, ok=False,
+                                   reason="not_refused: no record refused for good has that id")
+        self.uploader.not_before.pop(record_id, None)
+        self.uploader.active.pop(record_id, None)
+        self.store.audit("record_released", subject=cid)
+        log.info("office released a refused record; uploading it again")
+        return p.CommandResult(cid, ok=True, result={"queued": True})
 
     def _configure(self, cid: str, args: dict[str, Any]) -> p.CommandResult:
         unknown = sorted(set(args) - set(REMOTE_SETTINGS))
@@ -541,6 +565,7 @@ class Agent:
             round(snap.power.percent) if snap.power and snap.power.percent is not None
             else "unreadable")
         result["disk_free_mib"] = self._disk_free_mib() or 0
+        result["keys"] = keyring.security_mode(self.config)
         result["problems"] = ",".join(snap.problems)[:200]
         self.store.set_status("selftest_request", {"at": self.clock()})
         return result
@@ -588,7 +613,7 @@ class Agent:
         if fix is None or fix is self._shared_fix:
             return
         self._shared_fix = fix
-        share_gnss_fix(self.store, fix)
+        share_gnss_fix(self.store, fix, self.place_key)
 
     def _share_network(self, snap: Snapshot) -> None:
         """Hand the kiosk's status bar the modem's view (it may not open the modem port)."""
@@ -638,7 +663,7 @@ class Agent:
             return
         self._next_housekeeping = now + 5.0
         self.uploader.persist()
-        self.track.save(self.store)
+        self.track.save(self.store, self.place_key)
         self.store.forget_commands_before(self.clock() - self.settings.max_clock_skew_s - 86400)
 
 

@@ -25,10 +25,8 @@ bytes per packet on top).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
-import socket
 import statistics
 import tempfile
 import threading
@@ -45,7 +43,8 @@ from kit.agent.settings import AgentSettings
 from sensors.emulated.rig import EmulatedRig
 from sync import protocol as p
 from sync.envelope import seal
-from tests.link.harness import KIT_A, MONITOR, LinkWorld
+from tests.link.harness import INJECTOR, KIT_A, LinkWorld
+from tests.link.wiretap import WireTap
 from tests.waiting import wait_until
 
 TCPIP = 52  # IPv4 20 + TCP 20 + timestamp option 12, per segment
@@ -56,64 +55,6 @@ RECORD_BYTES = 120_000
 # ---------------------------------------------------------------------------------------------
 # A byte-counting TCP proxy
 # ---------------------------------------------------------------------------------------------
-
-
-class CountingProxy:
-    """Forwards 127.0.0.1:``port`` to the broker and counts the bytes each way."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.up = 0    # client -> broker
-        self.down = 0  # broker -> client
-        self.lock = threading.Lock()
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def reset(self) -> None:
-        with self.lock:
-            self.up = self.down = 0
-
-    def total(self) -> int:
-        return self.up + self.down
-
-    def close(self) -> None:
-        self._stop = True
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
-                client.close()
-                continue
-            for s in (client, server):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._pump, args=(client, server, "up"), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, "down"),
-                             daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, way: str) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                with self.lock:
-                    setattr(self, way, getattr(self, way) + len(data))
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,7 +86,7 @@ def owntracks_equivalent(location: dict[str, Any], health: p.Health) -> bytes:
 
 def measure_telemetry(world: LinkWorld, root: Path) -> dict[str, float]:
     rig = EmulatedRig(root / "rig", control_fifo=False).start()
-    proxy = CountingProxy(world.broker.port)
+    proxy = WireTap(world.broker.port)
     try:
         devices = {"gnss": {"port": str(rig.paths["gps"]), "baud": 9600},
                    "modem": {"port": str(rig.paths["modem"]), "baud": 115200},
@@ -157,7 +98,7 @@ def measure_telemetry(world: LinkWorld, root: Path) -> dict[str, float]:
                                                      f"port = {proxy.port}")
         kit.config_path.write_text(config)
         topics = p.KitTopics(KIT_A)
-        monitor = world.broker.client(MONITOR)
+        monitor = world.broker.client(INJECTOR)  # readers may not read health
         monitor.subscribe(topics.location)
         monitor.subscribe(topics.health)
         agent = world.start_agent(kit)
@@ -195,6 +136,7 @@ def measure_telemetry(world: LinkWorld, root: Path) -> dict[str, float]:
         base = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=KIT_A,
                            protocol=mqtt.MQTTv311)
         base.username_pw_set(KIT_A, world.passwords[KIT_A])
+        base.tls_set(ca_certs=str(world.broker.ca_file))  # the link is TLS, as the kit's
         base.connect("127.0.0.1", proxy.port, keepalive=120)
         base.loop_start()
         wait_until(base.is_connected, 5, "baseline client")
@@ -337,7 +279,7 @@ def measure_upload(root: Path, chunk_bytes: int,
                    contents: list[tuple[str, bytes]]) -> dict[str, Any]:
     world = LinkWorld(root)
     world.broker.start()
-    proxy = CountingProxy(world.broker.port)
+    proxy = WireTap(world.broker.port)
     try:
         kit = world.provision(KIT_A, agent={"chunk_bytes": chunk_bytes, "upload_window": 4,
                                             "reconnect_min_s": 0.2, "reconnect_max_s": 0.5})
@@ -375,13 +317,14 @@ def measure_upload(root: Path, chunk_bytes: int,
 def measure_plain(root: Path, blobs: list[tuple[str, bytes]]) -> dict[str, float]:
     world = LinkWorld(root)
     world.broker.start()
-    proxy = CountingProxy(world.broker.port)
+    proxy = WireTap(world.broker.port)
     try:
         got = threading.Event()
         count = [0]
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="plain-sub",
                           protocol=mqtt.MQTTv5)
         sub.username_pw_set(p.OFFICE_USER, world.passwords[p.OFFICE_USER])
+        sub.tls_set(ca_certs=str(world.broker.ca_file))
 
         def on_message(c: Any, u: Any, m: Any) -> None:
             count[0] += 1
@@ -397,6 +340,7 @@ def measure_plain(root: Path, blobs: list[tuple[str, bytes]]) -> dict[str, float
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=KIT_A,
                           protocol=mqtt.MQTTv5)
         pub.username_pw_set(KIT_A, world.passwords[KIT_A])
+        pub.tls_set(ca_certs=str(world.broker.ca_file))
         pub.connect("127.0.0.1", proxy.port)
         pub.loop_start()
         wait_until(pub.is_connected, 5, "publisher")

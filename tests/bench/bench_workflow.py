@@ -30,7 +30,7 @@ from sensors.emulated.rig import EmulatedRig
 from sensors.fingerprint import wire_seconds
 from sensors.photo_quality import PHOTO_THRESHOLD, assess_photo
 from sync.domain import SAMPLE_ASSIGNMENT_PATH, Assignment, FingerPosition, PhotoCapture
-from sync.envelope import OfficeKeys, OfficePublicKeys, load_kit_sign_key
+from sync.envelope import OfficeKeys, OfficePublicKeys
 
 SOP_BUDGET_S = 30 * 60
 
@@ -45,7 +45,7 @@ def one_recording(baud: int) -> dict[str, float]:
             paths = rig.paths
             done = provision_kit(
                 kit_id="bench-kit", data_dir=root / "kit", office_public=root / "office",
-                officer="P-0001", pin="482913", settings={"devices": {
+                officer="P-0001", pin="4829135071", settings={"devices": {
                     "fingerprint": {"port": str(paths["fingerprint"]), "baud": baud},
                     "gnss": {"port": str(paths["gps"])},
                     "battery": {"kind": "sysfs", "sysfs_dir": str(paths["power_supply"])},
@@ -56,11 +56,12 @@ def one_recording(baud: int) -> dict[str, float]:
             devices = KitDevices.open(config)
             store = Store.open(config.store_path)
             try:
-                key = open_vault(config, store).unlock("P-0001", "482913")
+                vault = open_vault(config, store)
+                key = vault.unlock("P-0001", "4829135071")
                 store_assignment(store, key, assignment)
                 target = assignment.targets[0]
                 ctx = KitContext(store=store, data_key=key,
-                                 signer=load_kit_sign_key(config.keys_dir),
+                                 signer=vault.signing_key(key),
                                  office=OfficePublicKeys.load(config.keys_dir),
                                  kit_id="bench-kit", officers=["P-0001"],
                                  gnss_fix=devices.gnss_fix, devices=devices.identities)

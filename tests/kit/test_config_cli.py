@@ -82,17 +82,20 @@ def test_provision_then_refuse_exposed_key(tmp_path: Path) -> None:
     kit_dir = tmp_path / "kit"
     result = run_cli("provision", "--kit-id", "blitar-kit-01", "--data-dir", str(kit_dir),
                      "--office-public", str(office), "--officer", "P-0001", "--pin-stdin",
-                     stdin="482913\n\n")
+                     stdin="4829135071\n\n")
     assert result.returncode == 0, result.stderr
     config = kit_dir / "kit.toml"
     assert load_config(config).kit.id == "blitar-kit-01"
-    assert (kit_dir / "keys" / "kit-sign.key").stat().st_mode & 0o777 == 0o600
+    assert (kit_dir / "keys" / "agent-key").stat().st_mode & 0o777 == 0o600
+    assert not (kit_dir / "keys" / "kit-sign.key").exists()  # under the data key instead
+    assert "NO TPM: software key slots" in result.stdout
     status = run_cli("--config", str(config), "status")
     assert status.returncode == 0 and "officer slots  1" in status.stdout
+    assert "key security   software: NO TPM, weaker mode" in status.stdout
     # A second provisioning of the same kit is refused, nothing overwritten.
     again = run_cli("provision", "--kit-id", "blitar-kit-01", "--data-dir", str(kit_dir),
                     "--office-public", str(office), "--officer", "P-0001", "--pin-stdin",
-                    stdin="482913\n97531864\n")
+                    stdin="4829135071\n97531864\n")
     assert again.returncode == 2 and "already provisioned" in again.stderr
     # Wrong PIN when adding an officer: one line, exit 2.
     added = run_cli("--config", str(config), "officer", "add", "--officer", "P-0002",
@@ -118,13 +121,13 @@ def test_assignment_import_via_cli(tmp_path: Path) -> None:
     kit_dir = tmp_path / "kit"
     assert run_cli("provision", "--kit-id", "blitar-kit-01", "--data-dir", str(kit_dir),
                    "--office-public", str(office), "--officer", "P-0001", "--pin-stdin",
-                   stdin="482913\n97531864\n").returncode == 0
+                   stdin="4829135071\n97531864\n").returncode == 0
     config = str(kit_dir / "kit.toml")
     missing = run_cli("--config", config, "assignment", "import", str(tmp_path / "none.json"),
-                      "--officer", "P-0001", "--pin-stdin", stdin="482913\n")
+                      "--officer", "P-0001", "--pin-stdin", stdin="4829135071\n")
     assert missing.returncode == 2 and "cannot be read" in missing.stderr
     done = run_cli("--config", config, "assignment", "import", str(SAMPLE_ASSIGNMENT_PATH),
-                   "--officer", "P-0001", "--pin-stdin", stdin="482913\n")
+                   "--officer", "P-0001", "--pin-stdin", stdin="4829135071\n")
     assert done.returncode == 0, done.stderr
     assert "6 targets stored (encrypted)" in done.stdout
     assert "assignments    1" in run_cli("--config", config, "status").stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.records import load_assignment, seal_recording, store_assignment
+from kit.records import load_assignment, seal_recording, store_assignment, target_states
 from kit.store import Store
 from kit.vault import Argon2Cost, PinVault
 from office.records import open_record
@@ -64,9 +64,9 @@ def test_no_name_or_nik_in_clear_in_the_database_or_wal(tmp_path: Path,
     db = tmp_path / "kit.db"
     office, kit = OfficeKeys.generate(), KitKeys.generate()
     store = Store.open(db)
-    key = PinVault(store, CHEAP).initialise("P-0001", "482913")
+    key = PinVault(store, CHEAP).initialise("P-0001", "4829135071")
     store_assignment(store, key, sample)
-    seal_recording(store, kit.sign, office.public, full_recording(sample))
+    seal_recording(store, kit.sign, office.public, full_recording(sample), key=key)
     # Read the files while the connection is open, so the WAL still holds the writes.
     wal = Path(f"{db}-wal")
     assert wal.exists() and wal.stat().st_size > 0
@@ -84,11 +84,11 @@ def test_no_name_or_nik_in_clear_in_the_database_or_wal(tmp_path: Path,
 
 def test_assignment_round_trip_needs_the_key(tmp_path: Path, sample: Assignment) -> None:
     with Store.open(tmp_path / "kit.db") as store:
-        key = PinVault(store, CHEAP).initialise("P-0001", "482913")
+        key = PinVault(store, CHEAP).initialise("P-0001", "4829135071")
         store_assignment(store, key, sample)
         assert load_assignment(store, key, sample.id) == sample
-        assert [t["status"] for t in store.targets(sample.id)] == ["pending"] * len(
-            sample.targets)
+        assert [s for s, _ in target_states(store, key, sample.id).values()] == \
+            ["pending"] * len(sample.targets)
 
 
 def test_sealed_recording_opens_at_the_office_exactly(tmp_path: Path,
@@ -96,12 +96,12 @@ def test_sealed_recording_opens_at_the_office_exactly(tmp_path: Path,
     office, kit = OfficeKeys.generate(), KitKeys.generate()
     recording = full_recording(sample)
     with Store.open(tmp_path / "kit.db") as store:
-        key = PinVault(store, CHEAP).initialise("P-0001", "482913")
+        key = PinVault(store, CHEAP).initialise("P-0001", "4829135071")
         store_assignment(store, key, sample)
-        stored = seal_recording(store, kit.sign, office.public, recording)
+        stored = seal_recording(store, kit.sign, office.public, recording, key=key)
         blob = store.record_blob(stored.id)
         assert blob is not None
-        statuses = {t["id"]: t["status"] for t in store.targets(sample.id)}
+        statuses = {tid: s for tid, (s, _) in target_states(store, key, sample.id).items()}
         assert statuses[recording.target.id] == str(TargetStatus.RECORDED)
     header, opened = open_record(blob, office, lambda kit_id: kit.sign_public)
     assert header["kit_id"] == "blitar-kit-01"
@@ -121,10 +121,10 @@ def test_refusal_is_sealed_like_a_record(tmp_path: Path, sample: Assignment) -> 
         step_durations={}, devices={}, software_version="test",
     )
     with Store.open(tmp_path / "kit.db") as store:
-        key = PinVault(store, CHEAP).initialise("P-0001", "482913")
+        key = PinVault(store, CHEAP).initialise("P-0001", "4829135071")
         store_assignment(store, key, sample)
-        stored = seal_recording(store, kit.sign, office.public, refusal)
-        statuses = {t["id"]: t["status"] for t in store.targets(sample.id)}
+        stored = seal_recording(store, kit.sign, office.public, refusal, key=key)
+        statuses = {tid: s for tid, (s, _) in target_states(store, key, sample.id).items()}
         assert statuses[target.id] == str(TargetStatus.NOT_RECORDED)
         blob = store.record_blob(stored.id)
     assert blob is not None

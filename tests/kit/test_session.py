@@ -26,8 +26,8 @@ class Clock:
 def session(tmp_path: Path):
     store = Store.open(tmp_path / "kit.db")
     vault = PinVault(store, CHEAP)
-    key = vault.initialise("P-0001", "482913")
-    vault.add_officer(key, "P-0002", "771204")
+    key = vault.initialise("P-0001", "4829135071")
+    vault.add_officer(key, "P-0002", "7712046183")
     clock = Clock()
     yield OfficerSession(vault, store, idle_lock_minutes=5, forget_minutes=30, clock=clock), clock
     store.close()
@@ -36,7 +36,7 @@ def session(tmp_path: Path):
 def test_pin_login_then_idle_lock(session) -> None:
     s, clock = session
     assert s.locked
-    s.login("P-0001", "482913")
+    s.login("P-0001", "4829135071")
     assert not s.locked and s.officer == "P-0001"
     clock.now += 4 * 60
     s.touch()  # activity restarts the idle timer
@@ -54,7 +54,7 @@ def test_fingerprint_reopens_only_a_session_started_by_pin(session) -> None:
     with pytest.raises(VaultError) as info:
         s.unlock_by_fingerprint(lambda: (3, 120))
     assert info.value.code == "pin_required"
-    s.login("P-0002", "771204")
+    s.login("P-0002", "7712046183")
     assert s.enroll_fingerprint(lambda: 3) == 3
     s.lock()
     with pytest.raises(VaultError) as info:
@@ -75,6 +75,6 @@ def test_fingerprint_reopens_only_a_session_started_by_pin(session) -> None:
 def test_wrong_pin_in_a_session_is_counted(session) -> None:
     s, _ = session
     with pytest.raises(VaultError) as info:
-        s.login("P-0001", "000000")
+        s.login("P-0001", "0000000000")
     assert info.value.code == "wrong_pin"
     assert s.locked and s.officer is None

@@ -99,8 +99,8 @@ def test_wrong_then_right_resets_the_count(tmp_path: Path) -> None:
         kiosk.store.close()
 
 
-@pytest.mark.parametrize("stdin, generated", [("482913\n24681357\n", False),
-                                              ("482913\n\n", True)])
+@pytest.mark.parametrize("stdin, generated", [("4829135071\n24681357\n", False),
+                                              ("4829135071\n\n", True)])
 def test_cli_provision_reads_or_makes_up_the_technician_pin(tmp_path: Path, stdin: str,
                                                            generated: bool) -> None:
     office = tmp_path / "office"

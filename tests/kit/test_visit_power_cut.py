@@ -52,10 +52,11 @@ def record(kit: KitOnRig, script_path: Path, *, kill_after: str | None = None
 
 
 def records_of(kit: KitOnRig, target_id: str) -> list[bytes]:
+    # A record does not name its target on the kit: the office's key tells.
     with Store.open(kit.config.store_path) as store:
-        rows = store.conn.execute("SELECT id FROM records WHERE target_id = ?",
-                                  (target_id,)).fetchall()
-        return [store.record_blob(r[0]) for r in rows]
+        blobs = [store.record_blob(rid) for rid in store.record_ids()]
+    return [b for b in blobs if b is not None and open_record(
+        b, kit.office, lambda _k: kit.kit_public.sign)[1].target.id == target_id]
 
 
 VISIT = """

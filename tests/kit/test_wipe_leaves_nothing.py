@@ -49,13 +49,16 @@ def test_wipe_then_power_cut_leaves_no_key_bytes(tmp_path: Path) -> None:
         key = open_vault(config, store).unlock(OFFICER, PIN)
         store.put_draft("0193a2c4-0000-7000-8000-00000000d001", "target-1", "photo",
                         key.encrypt(b"draft biometrics " * 20, "draft:x"), time.time() + 3600)
-        salt, _, _, wrapped = store.key_slot(OFFICER)  # type: ignore[misc]
+        salt, _, _, wrapped, _ = store.key_slot(OFFICER)  # type: ignore[misc]
         box_secret_text = store.status("secret:kit-box")
+        sign_secret_text = store.status("secret:kit-sign")
         draft = store.draft_payload("0193a2c4-0000-7000-8000-00000000d001")
         key.forget()
     secrets = {"wrapped data key": bytes(wrapped), "slot salt": bytes(salt),
                "box secret as stored": box_secret_text.encode("ascii"),
-               "box secret key": bytes(done.kit_keys.box), "draft": bytes(draft or b"")}
+               "box secret key": bytes(done.kit_keys.box), "draft": bytes(draft or b""),
+               "signing key as stored": sign_secret_text.encode("ascii"),
+               "signing key": bytes(done.kit_keys.sign)}
     assert all(len(v) >= 16 for v in secrets.values())
     # The kiosk has the store open (idle) while the agent wipes, and stays so.
     kiosk = Store.open(config.store_path)

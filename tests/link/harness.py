@@ -1,6 +1,8 @@
 """A real Mosquitto, provisioned kits and the office receiver: the link tests' harness.
 
-Each world gets its own broker on 127.0.0.1 and a free port, with
+Each world gets its own broker on 127.0.0.1 and a free port, TLS with a CA
+made for the test in the broker's folder (kits and clients trust
+``broker.ca_file``; nothing committed, nothing downloaded), with
 ``allow_anonymous false``, a password file made by ``mosquitto_passwd -b``,
 the ACL from :func:`sync.protocol.mosquitto_acl` and persistence on, so a
 stopped and restarted broker keeps sessions and retained messages as a
@@ -52,12 +54,13 @@ class Broker(LocalBroker):
     """The link tests' broker: the office, a second office user and a read-only monitor."""
 
     def __init__(self, directory: Path, users: dict[str, str], *,
-                 message_size_limit: int = 0) -> None:
+                 message_size_limit: int = 0, require_certificate: bool = False) -> None:
         super().__init__(directory, users, office_users=[p.OFFICE_USER, INJECTOR],
-                         readers=[MONITOR], message_size_limit=message_size_limit)
+                         readers=[MONITOR], message_size_limit=message_size_limit,
+                         require_certificate=require_certificate)
 
-    def client(self, user: str, *, client_id: str | None = None) -> TestClient:
-        return TestClient(self, user, client_id=client_id)
+    def client(self, user: str, *, client_id: str | None = None, **tls: Any) -> TestClient:
+        return TestClient(self, user, client_id=client_id, **tls)
 
 
 class TestClient:
@@ -65,7 +68,10 @@ class TestClient:
 
     __test__ = False
 
-    def __init__(self, broker: Broker, user: str, *, client_id: str | None = None) -> None:
+    def __init__(self, broker: Broker, user: str, *, client_id: str | None = None,
+                 ca_file: Path | None = None, cert_file: Path | None = None,
+                 key_file: Path | None = None) -> None:
+        """Logs in over TLS trusting ``ca_file`` (default: the broker's CA)."""
         self.messages: list[mqtt.MQTTMessage] = []
         self.lock = threading.Lock()
         self.subacks: list[list[Any]] = []
@@ -73,6 +79,9 @@ class TestClient:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"{user}-test", protocol=mqtt.MQTTv5)
         self.client.username_pw_set(user, broker.users[user])
+        self.client.tls_set(ca_certs=str(ca_file or broker.ca_file),
+                            certfile=str(cert_file) if cert_file else None,
+                            keyfile=str(key_file) if key_file else None)
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda c, u, mid, codes, props: self.subacks.append(codes)
         self.client.on_publish = self._on_publish
@@ -127,7 +136,7 @@ class Kit:
     config_path: Path
     keys: KitKeys
     officer: str = "P-0001"
-    pin: str = "482913"
+    pin: str = "4829135071"
 
     @property
     def store_path(self) -> Path:
@@ -159,6 +168,7 @@ class Office:
         self.receiver = OfficeReceiver(
             db, OfficeKeysForLink.load(self.keys_dir), KitDirectory(self.kits_dir),
             BrokerSettings(host="127.0.0.1", port=broker.port, password=OFFICE_PASSWORD,
+                           tls=True, ca_file=str(broker.ca_file),
                            reconnect_min_s=0.2, reconnect_max_s=1.0, **settings))
         self.thread = threading.Thread(target=self.receiver.serve, name="office", daemon=True)
         self.thread.start()
@@ -189,12 +199,13 @@ AGENT_FAST = {
 class LinkWorld:
     """Office keys, a broker with the office and two kit users, and helpers."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, require_certificate: bool = False) -> None:
         self.root = root
         self.passwords = {p.OFFICE_USER: OFFICE_PASSWORD, KIT_A: "kit-a-secret",
                           KIT_B: "kit-b-secret", MONITOR: "monitor-secret",
                           INJECTOR: "office-2-secret"}
-        self.broker = Broker(root / "broker", self.passwords)
+        self.broker = Broker(root / "broker", self.passwords,
+                             require_certificate=require_certificate)
         office_keys = OfficeKeys.generate()
         keys_dir = root / "office" / "keys"
         office_keys.save(keys_dir)
@@ -203,7 +214,9 @@ class LinkWorld:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def provision(self, kit_id: str, *, agent: dict[str, Any] | None = None,
-                  devices: dict[str, Any] | None = None, register: bool = True) -> Kit:
+                  devices: dict[str, Any] | None = None, register: bool = True,
+                  mqtt: dict[str, Any] | None = None) -> Kit:
+        """A kit with keys, a store and a config; ``mqtt`` adds or overrides [mqtt] keys."""
         directory = self.root / kit_id
         data_dir = directory / "data"
         keys_dir = data_dir / "keys"
@@ -214,8 +227,9 @@ class LinkWorld:
         kit_keys.save(keys_dir)
         with Store.open(data_dir / "kit.db") as store:
             vault = PinVault(store, CHEAP)
-            key = vault.initialise("P-0001", "482913")
+            key = vault.initialise("P-0001", "4829135071")
             vault.put_secret(key, "kit-box", bytes(kit_keys.box))
+            vault.put_secret(key, "kit-sign", bytes(kit_keys.sign))
             store.set_status("kit_id", kit_id)
         if register:
             kit_keys.public.save(self.office.kits_dir / kit_id)
@@ -226,7 +240,8 @@ class LinkWorld:
             "kit": {"id": kit_id, "data_dir": str(data_dir)},
             "security": {"argon2_opslimit": 1, "argon2_memlimit_mib": 8},
             "mqtt": {"host": "127.0.0.1", "port": self.broker.port, "username": kit_id,
-                     "password_file": str(password_file)},
+                     "password_file": str(password_file), "tls": True,
+                     "ca_file": str(self.broker.ca_file), **(mqtt or {})},
             "devices": devices or {"gnss": {"enabled": False}, "modem": {"enabled": False},
                                    "battery": {"kind": "none"}},
         }

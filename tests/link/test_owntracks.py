@@ -10,7 +10,7 @@ import pytest
 
 from sensors.emulated.rig import EmulatedRig
 from sync import protocol as p
-from tests.link.harness import KIT_A, MONITOR, LinkWorld, agent_log
+from tests.link.harness import INJECTOR, KIT_A, MONITOR, LinkWorld, agent_log
 from tests.waiting import wait_until
 
 
@@ -57,17 +57,18 @@ def test_offline_track_reaches_owntracks_as_locations(world: LinkWorld) -> None:
     with kit.store() as store:
         store.set_status("agent_track", {"min_distance_m": 100.0, "points": points})
     topics = p.KitTopics(KIT_A)
-    watcher = world.broker.client(MONITOR)
+    watcher = world.broker.client(MONITOR)  # a reader, as OwnTracks Recorder logs in
     watcher.subscribe(topics.location)
-    watcher.subscribe(topics.track)
+    office = world.broker.client(INJECTOR)  # the CBOR track is the office's alone
+    office.subscribe(topics.track)
     world.start_agent(kit)
-    wait_until(lambda: watcher.on(topics.track), 10, lambda: f"the track\n{agent_log(kit)}")
+    wait_until(lambda: office.on(topics.track), 10, lambda: f"the track\n{agent_log(kit)}")
     got = wait_until(lambda: [d for d in (json.loads(m) for m in watcher.on(topics.location))
                               if d.get("conn") == "o"] if len(watcher.on(topics.location)) >= 20
                      else [], 10, "the track as OwnTracks locations")
     assert [d["tst"] for d in got] == [q[0] for q in points]
     assert all(d["_type"] == "location" and d["tid"] == "01" for d in got)
-    assert len(p.decode_track(watcher.on(topics.track)[0])) == 20  # the office's copy too
+    assert len(p.decode_track(office.on(topics.track)[0])) == 20  # the office's copy too
 
 
 def test_session_counts_connections_not_attempts(world: LinkWorld) -> None:

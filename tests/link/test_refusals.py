@@ -12,6 +12,7 @@ import signal
 import time
 
 from office.db import OfficeDb
+from office.outbound import make_command
 from sync import protocol as p
 from tests.link.harness import KIT_A, LinkWorld, agent_log, office_count, queue_records
 from tests.waiting import wait_until
@@ -58,8 +59,27 @@ def test_a_record_refused_as_conflict_is_sent_once_and_kept_refused(world: LinkW
     assert refused(db, "conflict") == 1, agent_log(kit, "agent2.log")
     with kit.store() as store:
         assert [(e["record_id"], e["state"]) for e in store.outbox()] == [(rid, "refused")]
+        genuine = store.record_blob(rid)
+    assert genuine is not None
+
+    # Review: the office takes the quarantined (genuine) bytes, then asks the kit again.
+    (kept,) = db.quarantined(KIT_A)
+    assert kept["sha256"] == hashlib.sha256(genuine).hexdigest()
+    assert db.quarantine_take(KIT_A, rid, kept["sha256"])
+    command, payload = make_command(KIT_A, "resend", {"record": rid}, world.office.keys.sign)
+    db.queue_command(command, payload)
+    wait_until(lambda: _outbox(kit) == [], 20,
+               lambda: f"the released record acknowledged\n{agent_log(kit, 'agent2.log')}")
+    assert db.record_blob(KIT_A, rid) == genuine
+    wait_until(lambda: (db.command(command.command_id) or {}).get("result_ok") == 1, 10,
+               "the kit's answer to resend")
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(timeout=10) == 0
+
+
+def _outbox(kit: object) -> list[dict[str, object]]:
+    with kit.store() as store:  # type: ignore[attr-defined]
+        return store.outbox()
 
 
 def test_a_long_wait_asked_by_the_office_is_honoured(world: LinkWorld) -> None:

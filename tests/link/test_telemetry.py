@@ -1,8 +1,9 @@
 """Telemetry from the emulated devices, through the real drivers, agent and broker.
 
 The rig's GNSS, modem and battery twins speak NMEA, AT commands and sysfs
-files; the agent reads them with the kit's drivers and reports. A monitor
-user reads the wire as OwnTracks Recorder would.
+files; the agent reads them with the kit's drivers and reports. A second
+office user reads the wire (a reader user such as OwnTracks Recorder may
+read only the location and status: see tests/link/test_tls.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from sensors.emulated.rig import EmulatedRig
 from sync import protocol as p
-from tests.link.harness import KIT_A, MONITOR, LinkWorld, agent_log, queue_records
+from tests.link.harness import INJECTOR, KIT_A, LinkWorld, agent_log, queue_records
 from tests.waiting import wait_until
 
 # Reports only by exception here: the timers are far beyond the test's length.
@@ -40,7 +41,7 @@ def test_telemetry_carries_every_field_from_the_emulated_devices(
     with kit.store() as store:
         store.set_status("ui_state", "recording:fingerprints")
     topics = p.KitTopics(KIT_A)
-    monitor = world.broker.client(MONITOR)
+    monitor = world.broker.client(INJECTOR)  # health is the office's: readers get location only
     monitor.subscribe(topics.location)
     monitor.subscribe(topics.health)
     # A kernel fuel gauge reports whole percent: at the default 0.25 %/min the charge would

@@ -9,8 +9,11 @@ Messages go straight to the receiver (:mod:`tests.office.receiver`).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +159,51 @@ def test_a_colliding_upload_that_fails_the_checks_is_not_kept(office: Office) ->
     assert (answer.kind, answer.reason) == ("reject", "bad_signature")
     assert office.db.quarantined(KIT) == []
     assert office.db.open_uploads(KIT) == (0, 0)
+
+
+def test_the_office_keeps_how_each_kit_keeps_its_keys(tmp_path: Path, caplog) -> None:
+    """Finding 1: a kit without a TPM is shown (and logged once) as the weaker mode; its
+    last will, which does not say, keeps what the birth message said."""
+    office = Office(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="office.receiver"):
+        office.send(TOPICS.status, p.encode_status(p.Status(
+            online=True, session=1, tst=int(office.now), security="software")), retain=True)
+        office.send(TOPICS.status, p.encode_status(p.Status(
+            online=False, session=1, tst=int(office.now), reason="lost")), retain=True)
+    kit = office.db.kit(KIT)
+    assert kit is not None and not kit["online"]
+    assert json.loads(kit["status"])["security"] == "software"
+    assert [r.message for r in caplog.records].count(
+        f"kit {KIT} runs without a TPM (software key slots: the weaker mode)") == 1
+
+
+def test_after_review_the_genuine_record_takes_its_place_and_the_kit_is_done(
+        office: Office, tmp_path: Path) -> None:
+    """Review tool: staff take the quarantined record; the forgery goes aside (kept); the
+    kit, asked to resend (``office command resend``), gets its receipt at last."""
+    forged, genuine = office.record(os.urandom(5000)), office.record(os.urandom(5000))
+    assert office.upload(forged).kind == "done"
+    assert office.upload(genuine).reason == "conflict"
+    sha_genuine = hashlib.sha256(genuine).hexdigest()
+    office.db.close()
+    listed = run_office("quarantine", "list", "--db", str(tmp_path / "office.db"))
+    assert RID in listed.stdout and sha_genuine[:16] in listed.stdout
+    short = run_office("quarantine", "take", "--db", str(tmp_path / "office.db"), "--kit", KIT,
+                       "--record", RID, "--sha", sha_genuine[:4])
+    assert short.returncode == 2 and "No single quarantined record" in short.stderr
+    took = run_office("quarantine", "take", "--db", str(tmp_path / "office.db"), "--kit", KIT,
+                      "--record", RID, "--sha", sha_genuine[:12])
+    assert took.returncode == 0, took.stderr
+    assert f"resend record={RID}" in took.stdout
+    office.db = office.receiver.db = type(office.db).open(tmp_path / "office.db")
+    assert office.db.record_blob(KIT, RID) == genuine
+    assert [q["sha256"] for q in office.db.quarantined(KIT)] == [hashlib.sha256(forged).hexdigest()]
+    assert office.upload(genuine).kind == "done"  # the kit's resend: its receipt
+    dropped = run_office("quarantine", "drop", "--db", str(tmp_path / "office.db"), "--kit", KIT,
+                         "--record", RID, "--sha", hashlib.sha256(forged).hexdigest()[:12])
+    assert dropped.returncode == 0 and office.db.quarantined(KIT) == []
+
+
+def run_office(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sync.cli", "--lang", "en", "office", *args],
+                          capture_output=True, text=True, timeout=60)

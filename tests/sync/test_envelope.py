@@ -18,7 +18,6 @@ from sync.envelope import (
     OfficeKeys,
     OfficePublicKeys,
     canonical,
-    load_kit_sign_key,
     open_sealed,
     read_key_file,
     seal,
@@ -39,13 +38,23 @@ def test_key_files_round_trip_and_secret_files_are_0600(tmp_path: Path) -> None:
 
 
 def test_secret_key_readable_by_others_is_refused(tmp_path: Path) -> None:
-    KitKeys.generate().save(tmp_path)
-    os.chmod(tmp_path / "kit-sign.key", 0o644)
+    OfficeKeys.generate().save(tmp_path)
+    os.chmod(tmp_path / "office-sign.key", 0o644)
     with pytest.raises(KeyFileError) as info:
-        load_kit_sign_key(tmp_path)
+        OfficeKeys.load(tmp_path)
     assert "readable by others" in info.value.text("en")
     assert "chmod 600" in info.value.text("en")
-    assert str(tmp_path / "kit-sign.key") in info.value.text("id")
+    assert str(tmp_path / "office-sign.key") in info.value.text("id")
+
+
+def test_kit_keys_leave_no_secret_in_a_file(tmp_path: Path) -> None:
+    """Both kit secret keys go to the vault (under the officers' data key), none to disk."""
+    keys = KitKeys.generate()
+    keys.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kit-box.pub", "kit-sign.pub"]
+    for path in tmp_path.iterdir():
+        assert bytes(keys.sign) not in path.read_bytes()
+        assert bytes(keys.box) not in path.read_bytes()
 
 
 def test_missing_key_file_names_the_file_and_the_fix(tmp_path: Path) -> None:
@@ -56,11 +65,11 @@ def test_missing_key_file_names_the_file_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_secret_key_is_never_overwritten(tmp_path: Path) -> None:
-    KitKeys.generate().save(tmp_path)
-    before = (tmp_path / "kit-sign.key").read_bytes()
+    OfficeKeys.generate().save(tmp_path)
+    before = (tmp_path / "office-sign.key").read_bytes()
     with pytest.raises(KeyFileError, match="already exists"):
-        KitKeys.generate().save(tmp_path)
-    assert (tmp_path / "kit-sign.key").read_bytes() == before
+        OfficeKeys.generate().save(tmp_path)
+    assert (tmp_path / "office-sign.key").read_bytes() == before
 
 
 def test_key_of_the_wrong_kind_or_damaged_is_refused(tmp_path: Path) -> None:

@@ -117,7 +117,12 @@ def test_topics_and_acl() -> None:
     assert "pattern write jaranijo-v1/kits/%u/up" in acl
     assert "pattern read jaranijo-v1/kits/%u/cmd" in acl
     assert "pattern write jaranijo-v1/kits/%u/cmd" not in acl
-    assert "user recorder\ntopic read jaranijo-v1/#" in acl
+    # A reader (OwnTracks Recorder, a dashboard) sees where kits are and whether they are
+    # online; never commands, assignments, receipts, records, health or tracks.
+    reader = acl.split("user recorder\n")[1].split("\n\n")[0].splitlines()
+    assert reader == ["topic read jaranijo-v1/kits/+", "topic read jaranijo-v1/kits/+/status",
+                      "topic read jaranijo-v1/office/status"]
+    assert "topic read jaranijo-v1/#" not in acl.split("user recorder")[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,3 +236,13 @@ def test_offline_track_as_owntracks_locations_with_their_own_times() -> None:
         assert data["tst"] == point.tst and data["conn"] == "o" and data["t"] == "p"
         assert abs(position.lat - point.lat) < 1e-5 and abs(position.lon - point.lon) < 1e-5
         assert len(raw) < 120
+
+
+def test_the_birth_message_says_how_the_kit_keeps_its_keys() -> None:
+    """Finding 1: the office sees a kit in the weaker (no-TPM) mode."""
+    birth = p.Status(online=True, session=3, tst=1_795_468_900, security="software")
+    assert json.loads(p.encode_status(birth))["sec"] == "software"
+    assert p.decode_status(p.encode_status(birth)) == birth
+    bad = json.dumps({"v": 1, "online": True, "ses": 3, "tst": 1_795_468_900, "sec": "maybe"})
+    with pytest.raises(p.ProtocolError, match="must be one of tpm, software"):
+        p.decode_status(bad.encode())

@@ -18,9 +18,12 @@ from typing import Any
 
 import pytest
 
+from kit.provision import open_vault
+from kit.records import target_states
 from kit.store import Store
 from office.records import open_record
 from sync.domain import FingerException, FingerPosition, Outcome
+from tests.conftest import OFFICER, PIN
 from tests.ui.conftest import SHOTS, run_scenario
 
 pytestmark = pytest.mark.timeout(300)
@@ -34,9 +37,10 @@ def sealed_recordings(kit: Any) -> list[Any]:
 
 
 def target_status(kit: Any, target_id: str) -> str:
+    # Kept encrypted: an officer's key reads it.
     with Store.open(kit.config.store_path, create=False) as store:
-        return next(t["status"] for t in store.targets(kit.assignment.id)
-                    if t["id"] == target_id)
+        key = open_vault(kit.config, store).unlock(OFFICER, PIN)
+        return target_states(store, key, kit.assignment.id)[target_id][0]
 
 
 def test_login_refuses_a_wrong_pin_then_opens_home(display: str, kit_on_rig: Any) -> None:
