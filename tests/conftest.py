@@ -18,6 +18,8 @@ skipped against real devices, which have no such controls.
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +34,12 @@ from kit.records import store_assignment
 from kit.store import Store
 from sync.domain import SAMPLE_ASSIGNMENT_PATH, Assignment
 from sync.envelope import KitPublicKeys, OfficeKeys
+
+# Real PostgreSQL and real Chromium, for the office's tests (fixtures `postgres`, `browser`).
+pytest_plugins = ["tests.postgres", "tests.browser"]
+# The office's settings keep a secret key in their data folder: the tests' own, never
+# /var/lib/jaranijo-office (subprocesses inherit it).
+os.environ.setdefault("JARANIJO_OFFICE_DATA", tempfile.mkdtemp(prefix="jaranijo-office-"))
 
 OFFICER, PIN = "P-0001", "4829135071"
 TECHNICIAN_PIN = "97531864"  # the fixture kit's technician menu PIN (provisioning hashes it)

@@ -1,24 +1,31 @@
-"""The office database: a new file, adopting a file made before migrations, re-opening.
+"""The office database: Django's migrations own the schema, on SQLite and on PostgreSQL.
 
-Real SQLite files on disk, opened as ``office serve`` and the office CLI
-open them.
+Real SQLite files on disk and a real PostgreSQL server (``tests/postgres.py``), opened as
+``office serve``, the web app and the office CLI open them. A file the office made before
+the web app (the script before migrations, or sqlite-utils migrations m001-m004) is
+adopted with its rows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import sqlite3
-import threading
+import subprocess
+import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+from django.db.utils import IntegrityError
 
-from office.db import INITIAL_TABLES, OfficeDb, migrations
+from office.db import OfficeDb
 from sync import protocol as p
 from sync.errors import StoreError
+from tests.postgres import PostgresServer
 
-# The schema the office ran at every start before it had migrations
-# (``office/receiver.py``, word for word), frozen here: files made by it are in use.
+# The schema the office ran at every start before it had migrations, word for word, frozen
+# here: files made by it may be in use.
 PRE_MIGRATION_SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     kit_id TEXT NOT NULL, record_id TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
@@ -50,32 +57,59 @@ CREATE TABLE IF NOT EXISTS refusals (
     id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kit_id TEXT NOT NULL,
     leaf TEXT NOT NULL, reason TEXT NOT NULL);
 """
+# What the sqlite-utils migrations m002-m004 added on top of it.
+SQLITE_UTILS_LATER = """
+CREATE INDEX assignments_undelivered ON assignments(queued_at) WHERE delivered_at IS NULL;
+CREATE INDEX commands_unsent ON commands(queued_at) WHERE sent_at IS NULL;
+CREATE INDEX uploads_by_kit ON uploads(kit_id);
+CREATE INDEX uploads_by_age ON uploads(updated_at);
+CREATE TABLE refusal_counts (
+    kit_id TEXT NOT NULL, leaf TEXT NOT NULL, reason TEXT NOT NULL, minute INTEGER NOT NULL,
+    n INTEGER NOT NULL, PRIMARY KEY (kit_id, leaf, reason, minute));
+CREATE TABLE quarantine (
+    kit_id TEXT NOT NULL, record_id TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    sealed_at TEXT NOT NULL, received_at REAL NOT NULL, blob BLOB NOT NULL,
+    PRIMARY KEY (kit_id, record_id, sha256));
+CREATE TABLE _sqlite_migrations (id INTEGER PRIMARY KEY, migration_set TEXT, name TEXT,
+    applied_at TEXT);
+INSERT INTO _sqlite_migrations (migration_set, name) VALUES
+    ('jaranijo.office', 'm001_initial'), ('jaranijo.office', 'm002_outgoing_queue_indexes'),
+    ('jaranijo.office', 'm003_upload_quotas_refusal_counts'),
+    ('jaranijo.office', 'm004_quarantine');
+"""
+OFFICE_MIGRATIONS = ["0001_initial", "0002_send_queue_indexes_refusal_counts_quarantine"]
 
-ALL_MIGRATIONS = [m.name for m in migrations._migrations]
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def office_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty office database: a SQLite file, or a database of its own on the test
+    PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "office.db")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = f"office_{secrets.token_hex(6)}"
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"postgresql://{server.user}@{server.host}:{server.port}/{name}"
 
 
 def applied(path: Path) -> list[str]:
     with sqlite3.connect(path) as conn:
         return [r[0] for r in conn.execute(
-            "SELECT name FROM _sqlite_migrations WHERE migration_set = 'jaranijo.office' "
-            "ORDER BY id")]
+            "SELECT name FROM django_migrations WHERE app = 'office' ORDER BY id")]
 
 
-def columns(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
-    return {table: [tuple(r) for r in conn.execute(f"PRAGMA table_info({table})")]
-            for table in INITIAL_TABLES}
+def schema(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as conn:
+        return sorted((r[0], r[1]) for r in conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
 
 
-def indexes(conn: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
-
-
-def pre_migration_file(path: Path) -> None:
-    """An office database as ``office serve`` left it before migrations, with some rows."""
+def old_file(path: Path, *, later: bool) -> None:
+    """An office database as the office left it before the web app, with some rows."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.executescript(PRE_MIGRATION_SCHEMA)
+    conn.executescript(PRE_MIGRATION_SCHEMA + (SQLITE_UTILS_LATER if later else ""))
     blob = b"sealed record bytes"
     conn.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                  ("blitar-kit-01", "0192-a", hashlib.sha256(blob).hexdigest(), len(blob),
@@ -90,33 +124,28 @@ def pre_migration_file(path: Path) -> None:
     conn.close()
 
 
-def test_a_new_file_gets_every_migration_wal_and_full_sync(tmp_path: Path) -> None:
-    db = OfficeDb.open(tmp_path / "office" / "office.db")  # the folder is made too
+def test_a_new_sqlite_file_is_migrated_wal_and_full_sync(tmp_path: Path) -> None:
+    path = tmp_path / "office" / "office.db"  # the folder is made too
+    db = OfficeDb.open(path)
     try:
         assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        reference = sqlite3.connect(":memory:")
-        reference.executescript(PRE_MIGRATION_SCHEMA)
-        assert columns(db.conn) == columns(reference)  # migration 1 is today's tables
-        assert {"assignments_undelivered", "commands_unsent"} <= indexes(db.conn)
         assert db.kits() == [] and db.records() == [] and db.refusals() == []
     finally:
         db.close()
-    assert ALL_MIGRATIONS[0] == "m001_initial"
-    assert applied(tmp_path / "office" / "office.db") == ALL_MIGRATIONS
+    assert applied(path) == OFFICE_MIGRATIONS
+    names = {n for _, n in schema(path)}
+    assert {"records", "quarantine", "refusal_counts", "auth_user", "django_session",
+            "assignments_undelivered", "commands_unsent"} <= names
 
 
-def test_a_file_made_before_migrations_is_adopted_with_its_rows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("later", [False, True], ids=["before-migrations", "sqlite-utils"])
+def test_a_file_made_before_the_web_app_is_adopted_with_its_rows(tmp_path: Path,
+                                                                 later: bool) -> None:
     path = tmp_path / "office.db"
-    pre_migration_file(path)
-    with sqlite3.connect(path) as conn:
-        before = columns(conn)
-        assert conn.execute("SELECT name FROM sqlite_master WHERE name = "
-                            "'_sqlite_migrations'").fetchone() is None
-
+    old_file(path, later=later)
     db = OfficeDb.open(path)
     try:
-        assert columns(db.conn) == before  # no table or column changed
         record = db.record("blitar-kit-01", "0192-a")
         assert record is not None and record["size"] == len(b"sealed record bytes")
         assert db.record_blob("blitar-kit-01", "0192-a") == b"sealed record bytes"
@@ -125,14 +154,11 @@ def test_a_file_made_before_migrations_is_adopted_with_its_rows(tmp_path: Path) 
         assert [a["assignment_id"] for a in db.undelivered_assignments()] == ["A-1"]
         assert db.refusals() == [{"ts": 1795000050.0, "kit_id": "blitar-kit-02",
                                   "leaf": "up", "reason": "kit_unknown"}]
-        # Later migrations ran on the adopted file.
-        assert {"assignments_undelivered", "commands_unsent"} <= indexes(db.conn)
-        # And it is written to as before.
-        db.refuse("blitar-kit-01", "health", "bad_cbor")
+        assert db.refuse("blitar-kit-01", "health", "bad_cbor") == 1  # written as before
         assert len(db.refusals()) == 2
     finally:
         db.close()
-    assert applied(path) == ALL_MIGRATIONS
+    assert applied(path) == OFFICE_MIGRATIONS
 
 
 def test_reopening_applies_nothing_twice_and_keeps_the_data(tmp_path: Path) -> None:
@@ -140,13 +166,11 @@ def test_reopening_applies_nothing_twice_and_keeps_the_data(tmp_path: Path) -> N
     db = OfficeDb.open(path)
     db.queue_assignment("blitar-kit-01", "A-1", "2026-11-23T09:00:00+00:00", b"env")
     db.close()
-    with sqlite3.connect(path) as conn:
-        schema = sorted(conn.execute("SELECT type, name, sql FROM sqlite_master"))
-    for _ in range(2):
-        OfficeDb.open(path).close()
-    with sqlite3.connect(path) as conn:
-        assert sorted(conn.execute("SELECT type, name, sql FROM sqlite_master")) == schema
-    assert applied(path) == ALL_MIGRATIONS  # each once, in order
+    before = schema(path)
+    for _ in range(2):  # new processes: each migrates what it finds
+        subprocess.run([sys.executable, "-c", "import sys; from office.db import OfficeDb; "
+                        "OfficeDb.open(sys.argv[1]).close()", str(path)], check=True)
+    assert schema(path) == before and applied(path) == OFFICE_MIGRATIONS
     db = OfficeDb.open(path)
     try:
         assert [a["assignment_id"] for a in db.assignments()] == ["A-1"]
@@ -155,25 +179,15 @@ def test_reopening_applies_nothing_twice_and_keeps_the_data(tmp_path: Path) -> N
 
 
 def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
-    # ``office serve`` and ``office assign`` started together on a new --db.
+    # ``office serve``, ``office web`` and ``office assign`` started together on a new --db.
     path = tmp_path / "office.db"
-    start = threading.Barrier(4)
-    errors: list[BaseException] = []
-
-    def open_it() -> None:
-        start.wait()
-        try:
-            OfficeDb.open(path).close()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_it) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert errors == []
-    assert applied(path) == ALL_MIGRATIONS
+    procs = [subprocess.Popen([sys.executable, "-c", "import sys; from office.db import "
+                               "OfficeDb; OfficeDb.open(sys.argv[1]).close()", str(path)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert applied(path) == OFFICE_MIGRATIONS
 
 
 def test_a_file_with_other_tables_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -204,7 +218,7 @@ def test_a_damaged_file_is_reported_not_replaced(tmp_path: Path) -> None:
 
 
 def test_the_send_queue_is_read_through_its_indexes(tmp_path: Path) -> None:
-    # ``office serve`` asks for what is still to send twice a second (migration 2).
+    # ``office serve`` asks for what is still to send twice a second.
     db = OfficeDb.open(tmp_path / "office.db")
     try:
         plans = {
@@ -214,16 +228,31 @@ def test_the_send_queue_is_read_through_its_indexes(tmp_path: Path) -> None:
                                "expires_at > 0 ORDER BY queued_at",
         }
         for index, sql in plans.items():
-            plan = " ".join(r[3] for r in db.conn.execute("EXPLAIN QUERY PLAN " + sql))
+            plan = " ".join(str(r[3]) for r in db.conn.execute("EXPLAIN QUERY PLAN " + sql))
             assert index in plan, plan
     finally:
         db.close()
 
 
-def test_a_record_arrives_chunk_by_chunk_and_is_stored_once(tmp_path: Path) -> None:
+def test_the_ingest_writes_what_the_models_read(office_db: str) -> None:
+    """One schema: a row the ingest's SQL writes is the row the web app's model reads."""
+    from office import models
+
+    db = OfficeDb.open(office_db)
+    try:
+        db.set_kit("blitar-kit-01", online=1, session=4, last_seen=1795000100.0)
+        db.refuse("blitar-kit-01", "up", "bad_cbor")
+        kit = models.Kit.objects.using(db.alias).get(kit_id="blitar-kit-01")
+        assert (kit.online, kit.session, kit.last_seen) == (1, 4, 1795000100.0)
+        assert models.RefusalCount.objects.using(db.alias).get().n == 1
+    finally:
+        db.close()
+
+
+def test_a_record_arrives_chunk_by_chunk_and_is_stored_once(office_db: str) -> None:
     blob = bytes(range(256)) * 4
     sha = hashlib.sha256(blob).digest()
-    db = OfficeDb.open(tmp_path / "office.db")
+    db = OfficeDb.open(office_db)
     try:
         first = p.Chunk("0192-a", sha, len(blob), 0, blob[:600])
         db.append_chunk("blitar-kit-01", first, 0, first.data)
@@ -234,7 +263,7 @@ def test_a_record_arrives_chunk_by_chunk_and_is_stored_once(tmp_path: Path) -> N
         assert db.upload("blitar-kit-01", "0192-a") is None
         assert db.assembled("blitar-kit-01", "0192-a") == b""  # chunks dropped with it
         assert db.record_blob("blitar-kit-01", "0192-a") == blob
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(IntegrityError):
             db.finish_record("blitar-kit-01", "0192-a", sha.hex(), blob, "2026-11-23", False)
         assert len(db.records()) == 1
     finally:

@@ -1,0 +1,182 @@
+"""The office database's tables, as Django models: Django's migrations own the schema.
+
+The MQTT ingest (:mod:`office.ingest`) writes these tables through :class:`office.db.OfficeDb`
+(plain SQL that runs on SQLite and PostgreSQL alike, for speed); the web app reads them
+through the models. Table and column names are the ones the office has used since before
+the web app, so the SQL and the models name the same things. Times are Unix seconds
+(``REAL``), as on the wire. Defaults the SQL leaves out are the database's own
+(``db_default``), so a row written by either side is complete.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Record(models.Model):
+    """A sealed record the office holds for good (its receipt told the kit to delete it)."""
+
+    pk = models.CompositePrimaryKey("kit_id", "record_id")
+    kit_id = models.TextField()
+    record_id = models.TextField()
+    sha256 = models.TextField()
+    size = models.BigIntegerField()
+    sealed_at = models.TextField()
+    received_at = models.FloatField()
+    opened = models.IntegerField(db_default=0)
+    blob = models.BinaryField()
+
+    class Meta:
+        db_table = "records"
+        permissions = (("view_personal", "Melihat data pribadi dalam rekaman"),
+                       ("export_records", "Mengekspor rekaman untuk SIAK"))
+
+
+class Upload(models.Model):
+    """A record arriving chunk by chunk: how much of it the office has (``have``)."""
+
+    pk = models.CompositePrimaryKey("kit_id", "record_id")
+    kit_id = models.TextField()
+    record_id = models.TextField()
+    sha256 = models.TextField()
+    size = models.BigIntegerField()
+    have = models.BigIntegerField()
+    started_at = models.FloatField()
+    updated_at = models.FloatField()
+
+    class Meta:
+        db_table = "uploads"
+        indexes = (models.Index(fields=["kit_id"], name="uploads_by_kit"),
+                   models.Index(fields=["updated_at"], name="uploads_by_age"))
+
+
+class Chunk(models.Model):
+    pk = models.CompositePrimaryKey("kit_id", "record_id", "off")
+    kit_id = models.TextField()
+    record_id = models.TextField()
+    off = models.BigIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        db_table = "chunks"
+
+
+class Kit(models.Model):
+    """Each kit's latest presence (``status``), merged health and location, as JSON text."""
+
+    kit_id = models.TextField(primary_key=True)
+    online = models.IntegerField(db_default=0)
+    session = models.BigIntegerField(db_default=0)
+    status_at = models.FloatField(null=True)
+    status = models.TextField(null=True)
+    health = models.TextField(null=True)
+    health_at = models.FloatField(null=True)
+    location = models.TextField(null=True)
+    location_at = models.FloatField(null=True)
+    last_seen = models.FloatField(null=True)
+
+    class Meta:
+        db_table = "kits"
+        permissions = (("view_fleet", "Melihat armada kit (tanpa data pribadi)"),
+                       ("command_kit", "Mengirim perintah ke kit (ping, uji, kunci)"),
+                       ("wipe_kit", "Menghapus kunci kit dari jauh atau mencabut kit"))
+
+
+class Position(models.Model):
+    """A kit's past positions: live reports and the track it drove while offline."""
+
+    pk = models.CompositePrimaryKey("kit_id", "tst")
+    kit_id = models.TextField()
+    tst = models.BigIntegerField()
+    lat = models.FloatField()
+    lon = models.FloatField()
+    acc = models.FloatField(null=True)
+    source = models.TextField()
+
+    class Meta:
+        db_table = "positions"
+
+
+class Assignment(models.Model):
+    """An assignment sealed to a kit, until the kit confirms it."""
+
+    pk = models.CompositePrimaryKey("kit_id", "assignment_id")
+    kit_id = models.TextField()
+    assignment_id = models.TextField()
+    sealed_at = models.TextField()
+    envelope = models.BinaryField()
+    queued_at = models.FloatField()
+    sent_at = models.FloatField(null=True)
+    delivered_at = models.FloatField(null=True)
+    error = models.TextField(db_default="")
+
+    class Meta:
+        db_table = "assignments"
+        permissions = (("schedule_visits", "Menjadwalkan kunjungan dan menugaskan kit"),)
+        indexes = (models.Index(fields=["queued_at"], name="assignments_undelivered",
+                                condition=Q(delivered_at__isnull=True)),)
+
+
+class Command(models.Model):
+    """A signed command for a kit, and the kit's answer."""
+
+    command_id = models.TextField(primary_key=True)
+    kit_id = models.TextField()
+    name = models.TextField()
+    args = models.TextField()
+    issued_at = models.BigIntegerField()
+    expires_at = models.BigIntegerField()
+    payload = models.BinaryField()
+    queued_at = models.FloatField()
+    sent_at = models.FloatField(null=True)
+    result_ok = models.IntegerField(null=True)
+    result = models.TextField(null=True)
+    result_at = models.FloatField(null=True)
+
+    class Meta:
+        db_table = "commands"
+        indexes = (models.Index(fields=["queued_at"], name="commands_unsent",
+                                condition=Q(sent_at__isnull=True)),)
+
+
+class Refusal(models.Model):
+    """The first refusal of each kind (kit, topic leaf, reason) in each minute."""
+
+    ts = models.FloatField()
+    kit_id = models.TextField()
+    leaf = models.TextField()
+    reason = models.TextField()
+
+    class Meta:
+        db_table = "refusals"
+
+
+class RefusalCount(models.Model):
+    """Every refusal, counted per kit, leaf, reason and minute: a flood grows a counter."""
+
+    pk = models.CompositePrimaryKey("kit_id", "leaf", "reason", "minute")
+    kit_id = models.TextField()
+    leaf = models.TextField()
+    reason = models.TextField()
+    minute = models.BigIntegerField()
+    n = models.BigIntegerField()
+
+    class Meta:
+        db_table = "refusal_counts"
+
+
+class Quarantined(models.Model):
+    """A record whose id collided with a stored one, kept aside for review (never lost)."""
+
+    pk = models.CompositePrimaryKey("kit_id", "record_id", "sha256")
+    kit_id = models.TextField()
+    record_id = models.TextField()
+    sha256 = models.TextField()
+    size = models.BigIntegerField()
+    sealed_at = models.TextField()
+    received_at = models.FloatField()
+    blob = models.BinaryField()
+
+    class Meta:
+        db_table = "quarantine"
