@@ -1,4 +1,4 @@
-"""``jaranijo office``: keygen, ca, open, serve, assign, command, kits, quarantine.
+"""``jaranijo office``: keygen, ca, open, serve, web, assign, command, kits, quarantine.
 
 Thin shells over ``office/``; :mod:`sync.cli` finds :func:`register` through
 the ``jaranijo.commands`` entry points.
@@ -85,6 +85,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="how long the kit may still accept it (default 3600)")
     _db_keys(p)
     p.set_defaults(func=cmd_command)
+
+    p = office_sub.add_parser(
+        "web", help="serve the office web app (fleet monitor) on this PC",
+        description="The web app for office staff, over HTTP on --listen (put a TLS proxy "
+                    "in front to serve other PCs). Reads the same database as 'office "
+                    "serve', which keeps receiving if the web app stops. Create the first "
+                    "account with 'office createadmin'.")
+    p.add_argument("--db", required=True,
+                   help="the office database: a SQLite file or a postgresql:// URL")
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="the web app's folder (its secret key); default: beside a SQLite "
+                        "--db, else /var/lib/jaranijo-office")
+    p.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT")
+    p.set_defaults(func=cmd_web)
 
     p = office_sub.add_parser("kits", help="every kit the office has heard from")
     p.add_argument("--db", required=True, help="the office database file")
@@ -339,6 +353,36 @@ def cmd_kits(args: argparse.Namespace) -> int:
               f"{health.get('access_tech') or '-':<5} {health.get('outbox_count', '-'):>7} "
               f"{records[k['kit_id']]:>8}  "
               f"{'SOFTWARE (no TPM)' if security == 'software' else security}")
+    return 0
+
+
+def web_environment(db: str, data: str | None) -> dict[str, str]:
+    """The environment the web app's settings read (office/web/settings.py)."""
+    env = {"JARANIJO_OFFICE_DB": db, "JARANIJO_OFFICE_WEB": "1"}
+    if data:
+        env["JARANIJO_OFFICE_DATA"] = data
+    elif not db.startswith(("postgresql://", "postgres://")):
+        env["JARANIJO_OFFICE_DATA"] = str(Path(db).resolve().parent)
+    return env
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    host, sep, port = args.listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValidationError(id=f"--listen '{args.listen}' bukan HOST:PORT",
+                              en=f"--listen '{args.listen}' is not HOST:PORT",
+                              code="bad_args")
+    os.environ.update(web_environment(args.db, args.data))
+    from office.db import OfficeDb
+
+    OfficeDb.open(args.db).close()  # migrated before the first request
+    print(f"Office web app on http://{host}:{port}/ (database {args.db})", flush=True)
+    uvicorn.run("office.web.asgi:application", host=host, port=int(port), lifespan="off",
+                log_level="warning", access_log=False)
     return 0
 
 

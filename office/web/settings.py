@@ -25,15 +25,17 @@ DATA_DIR = Path(os.environ.get("JARANIJO_OFFICE_DATA", "/var/lib/jaranijo-office
 
 def _secret_key() -> str:
     """The key that signs sessions and CSRF tokens: from the environment, or made once
-    into ``DATA_DIR/secret-key`` (0600). A process that cannot write there (a CLI run by
-    another user) gets a key of its own, which is fine for it: it serves no pages."""
+    into ``DATA_DIR/secret-key`` (0600) by the web server (``office web`` sets
+    ``JARANIJO_OFFICE_WEB``). Other processes (the ingest, the CLI) serve no pages: they
+    read the file if there is one, else use a key of their own, and never create folders."""
     if os.environ.get("JARANIJO_OFFICE_SECRET_KEY"):
         return os.environ["JARANIJO_OFFICE_SECRET_KEY"]
     path = DATA_DIR / "secret-key"
     try:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        pass
+        if os.environ.get("JARANIJO_OFFICE_WEB") != "1":
+            return secrets.token_urlsafe(50)
     except OSError:
         return secrets.token_urlsafe(50)
     key = secrets.token_urlsafe(50)

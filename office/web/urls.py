@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver, path
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, path, re_path
 from django.views.i18n import set_language
+from django.views.static import serve
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("i18n/setlang/", set_language, name="set_language"),
+    # The app serves its own (vendored) static files: an office PC runs no web server.
+    re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATICFILES_DIRS[0]}),
     # Each page module adds one line here: path("", include("office.web.<module>")).
 ]
