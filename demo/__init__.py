@@ -124,7 +124,7 @@ def run_demo(*, headless: bool, keep: Path | None, lang: str) -> int:
                  f"records never cross the link in clear")
         tpm = _start_tpm(tell, root, stack)
         return _visit(tell, root, office, rig, broker, passwords, stack, lang, interactive,
-                      tpm)
+                      tpm, headless)
 
 
 def _start_tpm(tell: Narrator, root: Path, stack: contextlib.ExitStack) -> str:
@@ -146,9 +146,60 @@ def _start_tpm(tell: Narrator, root: Path, stack: contextlib.ExitStack) -> str:
     return tpm.tcti
 
 
+def _start_web(tell: Narrator, root: Path, office_db: Path,
+               stack: contextlib.ExitStack) -> str:
+    """The office web app on the demo's office database, and a throwaway login for it."""
+    from django.contrib.auth.models import Group, Permission, User
+
+    from office.db import OfficeDb
+
+    db = OfficeDb.open(office_db)
+    password = secrets.token_urlsafe(12)
+    user = User.objects.db_manager(db.alias).create_user("demo", password=password)
+    head = Group.objects.using(db.alias).filter(name="head").first()
+    if head is not None:
+        user.groups.add(head)
+    else:  # before the roles exist: what the fleet page needs
+        user.user_permissions.add(*Permission.objects.using(db.alias).filter(
+            content_type__app_label="office"))
+    port = _free_port()
+    web_log = root / "office" / "web.log"
+    with open(web_log, "ab") as out:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "sync.cli", "office", "web", "--db", str(office_db),
+             "--data", str(root / "office" / "web"), "--listen", f"127.0.0.1:{port}"],
+            stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    stack.callback(_stop_process, web)
+    url = f"http://127.0.0.1:{port}/"
+    _wait(lambda: _answers(url + "static/office.css"), 30, "the office web app")
+    tell.step("The office web app is up: office staff watch the kit live")
+    tell.say(f"open {url}")
+    tell.say(f"demo login (made for this run only): demo / {password}")
+    return url
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any,
            passwords: dict[str, str], stack: contextlib.ExitStack, lang: str,
-           interactive: bool, tpm: str = "off") -> int:
+           interactive: bool, tpm: str = "off", headless: bool = True) -> int:
     from kit.devices import KitDevices
     from kit.records import open_inbox
     from office.db import OfficeDb
@@ -211,6 +262,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
     _wait(lambda: receiver.connected, 15, "the office receiver to connect")
     tell.say(f"office receiver connected; agent running as pid {agent.pid} "
              f"(log {agent_log})")
+    _start_web(tell, root, office_db, stack)
     seen = _wait(lambda: _office_kit(office_db, KIT_ID), 30,
                  "the kit's first location and health at the office")
     where, health = json.loads(seen["location"]), json.loads(seen["health"])
@@ -275,7 +327,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
             run_kiosk(config, lang=lang, emulator_control=rig.control_line)
             sealed = []
             return _after_visits(tell, config, office, provisioned, assignment, office_db,
-                                 sealed, lang)
+                                 sealed, lang, pin, headless=headless)
         tell.step("Bedside visits (the headless driver drives the same API as the kiosk)")
         script = VisitScript(officer=OFFICER, pin=pin, assignment=assignment.id, visits=[
             Visit(target=1, witness={"name": "Sulastri", "role": "perangkat desa",
@@ -291,12 +343,12 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
     finally:
         devices.close()
     return _after_visits(tell, config, office, provisioned, assignment, office_db, sealed, lang,
-                         pin)
+                         pin, headless=headless)
 
 
 def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: Any,
                   assignment: Assignment, office_db: Path, sealed: list[Any],
-                  lang: str, pin: str) -> int:
+                  lang: str, pin: str, headless: bool = True) -> int:
     from kit.records import target_states
     from office.db import OfficeDb
 
@@ -353,6 +405,11 @@ def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: 
             open_sealed(blob, recipient=provisioned.kit_keys.box, sender=kit_public.sign)
         except JaranIjoError as exc:
             tell.say(f"  with the kit's own key: {exc.text(lang)}")
+    if not headless:
+        tell.step("The office keeps running: watch the kit in the web app; Ctrl-C ends the demo")
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(1)
     tell.step("Done")
     return 0
 

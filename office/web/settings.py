@@ -120,6 +120,7 @@ AXES_COOLOFF_TIME = 0.25  # hours: a quarter of an hour after five wrong passwor
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+AXES_LOCKOUT_CALLABLE = "office.web.accounts.lockout_response"  # the login page, saying until when
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "fleet"
 LOGOUT_REDIRECT_URL = "login"
@@ -148,10 +149,6 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [HERE / "static"]
 STATIC_ROOT = DATA_DIR / "static"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"}},
-    "root": {"handlers": ["stdout"], "level": "INFO"},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Logging is the process's own (``office web`` logs to stdout for journald; the ingest,
+# the CLI and the demo configure theirs): Django must not add handlers of its own.
+LOGGING_CONFIG = None
