@@ -57,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--open-records", action="store_true",
                    help="also open each record with office-seal.key before the receipt "
                         "(needs the secret seal key in --keys)")
+    p.add_argument("--share-group", default="", metavar="NAME",
+                   help="one of several workers splitting the kits' traffic (MQTT 5 shared "
+                        "subscriptions '$share/NAME/...'): every worker the same NAME and "
+                        "--db (PostgreSQL across machines), each its own --mqtt-user")
     p.set_defaults(func=cmd_serve)
 
     p = office_sub.add_parser(
@@ -99,6 +103,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "--db, else /var/lib/jaranijo-office")
     p.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT")
     p.set_defaults(func=cmd_web)
+
+    p = office_sub.add_parser(
+        "createadmin", help="create an administrator of the office web app",
+        description="Creates a user in the role 'admin' (everything, including managing "
+                    "users). There is no default account or password: run this once for "
+                    "the first account. The password is asked twice on the terminal (or "
+                    "read from one line of standard input with --password-stdin) and must "
+                    "pass the password rules (at least 10 characters, not common, not all "
+                    "digits, not like the user name).")
+    p.add_argument("--db", required=True,
+                   help="the office database: a SQLite file or a postgresql:// URL")
+    p.add_argument("--username", default=None, help="the new user's name (asked if not given)")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input instead of the terminal")
+    p.set_defaults(func=cmd_createadmin)
 
     p = office_sub.add_parser("kits", help="every kit the office has heard from")
     p.add_argument("--db", required=True, help="the office database file")
@@ -246,8 +265,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         KitDirectory(args.kits),
         BrokerSettings(host=args.mqtt_host, port=args.mqtt_port,
                        username=args.mqtt_user or OFFICE_USER, password=password,
+                       client_id=args.mqtt_user or OFFICE_USER,
                        tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file,
-                       key_file=args.key_file))
+                       key_file=args.key_file, share_group=args.share_group))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -377,12 +397,77 @@ def cmd_web(args: argparse.Namespace) -> int:
                               en=f"--listen '{args.listen}' is not HOST:PORT",
                               code="bad_args")
     os.environ.update(web_environment(args.db, args.data))
+    import logging
+    import sys
+
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
     from office.db import OfficeDb
 
     OfficeDb.open(args.db).close()  # migrated before the first request
     print(f"Office web app on http://{host}:{port}/ (database {args.db})", flush=True)
     uvicorn.run("office.web.asgi:application", host=host, port=int(port), lifespan="off",
                 log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_createadmin(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+    import sys
+
+    env = web_environment(args.db, None)
+    env.pop("JARANIJO_OFFICE_WEB")  # serves no pages: makes no secret key or folder
+    os.environ.update(env)
+    from office.db import OfficeDb
+
+    db = OfficeDb.open(args.db)
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError as DjangoValidationError
+    from django.db import transaction
+    from django.utils import translation
+
+    users = get_user_model().objects.db_manager(db.alias)
+    username = (args.username if args.username is not None
+                else input("Nama pengguna / user name: ")).strip()
+    if not username:
+        raise ValidationError(id="Nama pengguna kosong", en="The user name is empty",
+                              code="bad_args")
+    if users.filter(username=username).exists():
+        raise ValidationError(
+            id=f"Pengguna '{username}' sudah ada; tidak diubah",
+            en=f"User '{username}' already exists; it was not changed",
+            hint_id="Pilih nama lain", hint_en="Choose another name", code="user_exists")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Kata sandi / password: ")
+        if getpass.getpass("Ulangi kata sandi / repeat password: ") != password:
+            raise ValidationError(id="Kedua kata sandi berbeda", en="The passwords differ",
+                                  code="bad_password")
+    reasons: dict[str, str] = {}
+    for lang in ("id", "en"):  # the validators word their reasons as they run
+        with translation.override(lang):
+            try:
+                validate_password(password, user=users.model(username=username))
+            except DjangoValidationError as exc:
+                reasons[lang] = "; ".join(str(m).rstrip(".") for m in exc.messages)
+    if reasons:
+        raise ValidationError(
+            id=f"Kata sandi ditolak: {reasons['id']}", en=f"Password refused: {reasons['en']}",
+            hint_id="Tidak ada yang dibuat", hint_en="Nothing was created",
+            code="bad_password")
+    from office.models import AuditEntry
+
+    with transaction.atomic(using=db.alias):
+        user = users.create_user(username=username, password=password, is_staff=True,
+                                 is_superuser=True)
+        user.groups.add(Group.objects.using(db.alias).get(name="admin"))
+        AuditEntry(username=username, roles="admin", action="create_user", subject=username,
+                   detail="office createadmin (command line)").save(using=db.alias)
+    print(f"Administrator '{username}' dibuat / created.")
     return 0
 
 

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -205,28 +207,56 @@ class _Result:
 
 
 class _Conn:
-    """SQL on this thread's Django connection for the alias, with ``%s`` parameters."""
+    """SQL on this thread's Django connection for the alias, with ``%s`` parameters.
+
+    The statement runs on a cursor of the driver's own connection under Django's (the
+    same connection, so inside Django's transactions, with its errors as Django's), not
+    through Django's cursor wrapper: that costs ~30 µs a statement, most of what a
+    telemetry message costs the ingest (``tests/bench/bench_ingest.py``)."""
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
+        self._sqlite_sql: dict[str, str] = {}  # "%s" -> "?", once per statement text
+
+    def _cursor(self, sql: str) -> tuple[Any, Any, str]:
+        from django.db import connections
+
+        wrapper = connections[self.alias]
+        if wrapper.connection is None:
+            wrapper.ensure_connection()
+        wrapper.validate_no_broken_transaction()
+        if wrapper.vendor == "sqlite":
+            converted = self._sqlite_sql.get(sql)
+            if converted is None:
+                converted = self._sqlite_sql[sql] = _QMARK.sub("?", sql).replace("%%", "%")
+            sql = converted
+        return wrapper, wrapper.connection.cursor(), sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
-        from django.db import connections
-
-        with connections[self.alias].cursor() as cur:
-            cur.execute(sql, tuple(params))
-            rows: list[Row] = []
-            if cur.description:
-                names = [d[0] for d in cur.description]
-                rows = [Row(zip(names, (bytes(v) if isinstance(v, memoryview) else v
-                                        for v in r), strict=True)) for r in cur.fetchall()]
-            return _Result(rows, cur.rowcount)
+        wrapper, cur, sql = self._cursor(sql)
+        try:
+            with wrapper.wrap_database_errors:
+                cur.execute(sql, tuple(params))
+                rows: list[Row] = []
+                if cur.description:
+                    names = [d[0] for d in cur.description]
+                    rows = [Row(zip(names, (bytes(v) if isinstance(v, memoryview) else v
+                                            for v in r), strict=True))
+                            for r in cur.fetchall()]
+                return _Result(rows, cur.rowcount)
+        finally:
+            cur.close()
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> None:
-        from django.db import connections
+        wrapper, cur, sql = self._cursor(sql)
+        try:
+            with wrapper.wrap_database_errors:
+                cur.executemany(sql, [tuple(s) for s in seq])
+        finally:
+            cur.close()
 
-        with connections[self.alias].cursor() as cur:
-            cur.executemany(sql, [tuple(s) for s in seq])
+
+_QMARK = re.compile(r"(?<!%)%s")  # as Django's SQLite backend converts its "%s"
 
 
 def transaction_atomic(alias: str) -> contextlib.AbstractContextManager[Any]:
@@ -256,6 +286,7 @@ class OfficeDb:
         self.target = target
         self.alias = alias
         self.conn = _Conn(alias)
+        self._vendor: str | None = None
 
     @property
     def path(self) -> Path:
@@ -277,6 +308,55 @@ class OfficeDb:
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """One durable write transaction, committed when the block ends without error."""
         return transaction_atomic(self.alias)
+
+    @property
+    def vendor(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        if self._vendor is None:
+            from django.db import connections
+
+            self._vendor = str(connections[self.alias].vendor)
+        return self._vendor
+
+    @contextlib.contextmanager
+    def telemetry_transaction(self) -> Iterator[None]:
+        """A transaction for telemetry (location, health), which no kit waits on a receipt
+        for: atomic, but committed without waiting for the disk. A power cut may lose the
+        last moments of it (the kit reports again within minutes); it never corrupts, and
+        every durable commit after it (a record, a claim) also makes it durable.
+        PostgreSQL: ``SET LOCAL synchronous_commit = off`` (asynchronous commit, at most
+        ``3 x wal_writer_delay`` lost). SQLite (WAL): ``synchronous = NORMAL`` for this
+        commit only, back to FULL after it; the next FULL commit syncs the WAL with it.
+        Inside another transaction it is just part of that one."""
+        from django.db import connections
+
+        if connections[self.alias].in_atomic_block:
+            with self.transaction():
+                yield
+            return
+        if self.vendor == "postgresql":
+            with self.transaction():
+                self.conn.execute("SET LOCAL synchronous_commit = off")
+                yield
+            return
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with self.transaction():
+                yield
+        finally:
+            self.conn.execute("PRAGMA synchronous = FULL")
+
+    def lock_kit(self, kit_id: str) -> None:
+        """Inside :meth:`transaction`: hold the kit's lock until the transaction ends, so
+        several ingest workers (a shared subscription) never interleave their reads and
+        writes of one kit's uploads, health or status. PostgreSQL: a transaction-level
+        advisory lock keyed by the kit id (it also covers a first chunk, whose upload row
+        does not exist yet to be locked ``FOR UPDATE``). SQLite: nothing to do, the
+        transaction's ``BEGIN IMMEDIATE`` already holds the database's one write lock."""
+        if self.vendor == "postgresql":
+            key = int.from_bytes(hashlib.sha256(f"kit/{kit_id}".encode()).digest()[:8], "big",
+                                 signed=True)
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
     # -- records ---------------------------------------------------------------------------
     def record(self, kit_id: str, record_id: str) -> Row | None:
@@ -437,11 +517,37 @@ class OfficeDb:
                           f"ON CONFLICT(kit_id) DO UPDATE SET {updates}",
                           (kit_id, *values.values()))
 
+    def add_health_sample(self, kit_id: str, at: float, health: p.Health) -> None:
+        """Keep one health report's battery and signal for the kit page's day chart."""
+        self.conn.execute(
+            "INSERT INTO health_samples (kit_id, tst, battery, battery_state, rssi, rsrp, sinr, "
+            "outbox) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (kit_id, at, health.battery_percent, health.battery_state, health.rssi_dbm,
+             health.rsrp_dbm, health.sinr_db, health.outbox_count))
+
     def add_positions(self, kit_id: str, points: list[p.Position], source: str) -> None:
         with self.transaction():
-            self.conn.executemany(
+            self._add_positions(kit_id, points, source)
+
+    def _add_positions(self, kit_id: str, points: list[p.Position], source: str) -> None:
+        if len(points) == 1:  # a location report: one statement, not executemany's loop
+            q = points[0]
+            self.conn.execute(
                 "INSERT INTO positions VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(kit_id, q.tst, q.lat, q.lon, q.acc_m, source) for q in points])
+                (kit_id, q.tst, q.lat, q.lon, q.acc_m, source))
+            return
+        self.conn.executemany(
+            "INSERT INTO positions VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(kit_id, q.tst, q.lat, q.lon, q.acc_m, source) for q in points])
+
+    def set_location(self, kit_id: str, position: p.Position, source: str,
+                     **values: Any) -> None:
+        """A location report: the kit's row (``values``) and the position, in one
+        telemetry transaction (:meth:`telemetry_transaction`; one commit where there
+        were two)."""
+        with self.telemetry_transaction():
+            self.set_kit(kit_id, **values)
+            self._add_positions(kit_id, [position], source)
 
     def positions(self, kit_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute(
@@ -506,6 +612,51 @@ class OfficeDb:
         if unsent_only:
             sql += " AND sent_at IS NULL"
         return list(self.conn.execute(sql + " ORDER BY queued_at", args))
+
+    def claim_assignment(self, kit_id: str, assignment_id: str, *,
+                         sent_before: float | None) -> tuple[float, float | None] | None:
+        """Mark an undelivered assignment sent now, if nobody else did: unsent
+        (``sent_before`` None) or last sent before ``sent_before``. One atomic conditional
+        UPDATE, so of several ingest workers polling the same queue exactly one wins and
+        publishes it. ``(claimed_at, sent_at before)`` for :meth:`unclaim_assignment`, or
+        None when another worker has it (or it was delivered meanwhile)."""
+        with self.transaction():
+            row = self.conn.execute(
+                "SELECT sent_at FROM assignments WHERE kit_id = %s AND assignment_id = %s "
+                "AND delivered_at IS NULL", (kit_id, assignment_id)).fetchone()
+            if row is None:
+                return None
+            before = row["sent_at"]
+            if before is not None and (sent_before is None or before >= sent_before):
+                return None
+            now = time.time()
+            sql = ("UPDATE assignments SET sent_at = %s WHERE kit_id = %s AND "
+                   "assignment_id = %s AND delivered_at IS NULL AND ")
+            if before is None:
+                cur = self.conn.execute(sql + "sent_at IS NULL", (now, kit_id, assignment_id))
+            else:
+                cur = self.conn.execute(sql + "sent_at = %s",
+                                        (now, kit_id, assignment_id, before))
+        return (now, before) if cur.rowcount == 1 else None
+
+    def unclaim_assignment(self, kit_id: str, assignment_id: str, claimed_at: float,
+                           before: float | None) -> None:
+        """The publish after :meth:`claim_assignment` failed: put ``sent_at`` back."""
+        self.conn.execute("UPDATE assignments SET sent_at = %s WHERE kit_id = %s AND "
+                          "assignment_id = %s AND sent_at = %s",
+                          (before, kit_id, assignment_id, claimed_at))
+
+    def claim_command(self, command_id: str) -> float | None:
+        """Mark an unsent command sent now if no other worker did (atomic conditional
+        UPDATE); the time claimed, or None when another worker has it."""
+        now = time.time()
+        cur = self.conn.execute("UPDATE commands SET sent_at = %s WHERE command_id = %s AND "
+                                "sent_at IS NULL", (now, command_id))
+        return now if cur.rowcount == 1 else None
+
+    def unclaim_command(self, command_id: str, claimed_at: float) -> None:
+        self.conn.execute("UPDATE commands SET sent_at = NULL WHERE command_id = %s AND "
+                          "sent_at = %s", (command_id, claimed_at))
 
     def assignment_sent(self, kit_id: str, assignment_id: str) -> None:
         self.conn.execute("UPDATE assignments SET sent_at = %s WHERE kit_id = %s AND "

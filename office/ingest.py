@@ -31,6 +31,15 @@ implausibly above the last accepted (:data:`MAX_SESSION_JUMP`) is refused; a
 record with the id of a stored one but other bytes is received whole, kept
 aside in the ``quarantine`` table for review, and answered ``conflict``.
 
+Several receivers may split the kits' traffic (``BrokerSettings.share_group``: MQTT 5
+shared subscriptions, each worker its own broker user, one database, PostgreSQL across
+machines). The broker gives each message to one of them, so two workers may hold chunks
+of one record at once: every chunk, health and status message is handled in one
+transaction holding the kit's lock (:meth:`OfficeDb.lock_kit`), its replies published
+after the commit. What goes out (assignments, commands) is claimed in the database
+before it is published, so one worker sends each. Location and health, which no receipt
+depends on, commit without waiting for the disk (:meth:`OfficeDb.telemetry_transaction`).
+
 >>> receiver = OfficeReceiver(OfficeDb.open("office.db"), OfficeKeysForLink.load(keys), kits,
 ...                           BrokerSettings("broker.example", 8883, tls=True))  # doctest: +SKIP
 >>> receiver.serve()                                                          # doctest: +SKIP
@@ -38,13 +47,15 @@ aside in the ``quarantine`` table for review, and answered ``conflict``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import random
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +110,14 @@ SESSION_JUMP_PER_S = 1 / 60
 # software can pile up. Beyond them a colliding record is refused as today and not kept.
 MAX_QUARANTINED = 16
 MAX_QUARANTINED_BYTES = 2 * p.MAX_RECORD_BYTES
+# A shared-subscription group name: one topic level without wildcards.
+SHARE_GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def office_subscriptions(share_group: str = "") -> list[str]:
+    """The filters the office subscribes to, as ``$share/<group>/...`` when in a group."""
+    topics = p.office_subscriptions()
+    return [f"$share/{share_group}/{t}" for t in topics] if share_group else topics
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +221,16 @@ class BrokerSettings:
     session_jump_per_s: float = SESSION_JUMP_PER_S
     max_quarantined: int = MAX_QUARANTINED  # per kit
     max_quarantined_bytes: int = MAX_QUARANTINED_BYTES  # per kit
+    # Several workers, one group: each subscribes as ``$share/<group>/<filter>`` (MQTT 5
+    # shared subscriptions) and the broker hands each kit message to one of them. Every
+    # worker needs its own broker user (use_username_as_clientid) and the same database,
+    # PostgreSQL for more than one machine. Empty: this receiver alone gets everything.
+    share_group: str = ""
+
+    def __post_init__(self) -> None:
+        if self.share_group and not SHARE_GROUP.fullmatch(self.share_group):
+            raise ValueError(f"share group {self.share_group!r}: letters, digits, '-', '_' "
+                             "and '.' only (no '/', '+', '#')")
 
 
 class OfficeReceiver:
@@ -226,6 +255,9 @@ class OfficeReceiver:
         self._next_expiry = 0.0
         self._rng = random.Random()
         self._say = OncePerMinute()  # log lines a kit's messages trigger, per kit and kind
+        # Messages to kits held back until the transaction that decides them has committed
+        # (see _kit_locked); None when not inside one.
+        self._deferred: list[tuple[str, bytes]] | None = None
         self.counters: dict[str, int] = {"records": 0, "chunks": 0, "refused": 0,
                                          "receipts": 0, "quarantined": 0}
 
@@ -345,7 +377,12 @@ class OfficeReceiver:
             return
         self.connected = True
         self._failures = 0
-        client.subscribe([(topic, 1) for topic in p.office_subscriptions()])
+        topics = office_subscriptions(self.broker.share_group)
+        if self.broker.share_group:
+            # Not shared: every worker hears the office status, to say "online" again when
+            # one worker's clean stop or will says "offline" while others still serve.
+            topics.append(p.OFFICE_STATUS_TOPIC)
+        client.subscribe([(topic, 1) for topic in topics])
         client.publish(p.OFFICE_STATUS_TOPIC, p.encode_office_status(
             p.OfficeStatus(online=True, tst=int(self.clock()))), qos=1, retain=True)
         self._next_resend = 0.0
@@ -362,22 +399,66 @@ class OfficeReceiver:
             return False
         return client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
 
+    def _send(self, topic: str, payload: bytes) -> None:
+        """Publish now, or after the commit when inside :meth:`_kit_locked`."""
+        if self._deferred is not None:
+            self._deferred.append((topic, payload))
+        else:
+            self.publish(topic, payload)
+
+    @contextlib.contextmanager
+    def _kit_locked(self, kit_id: str, *, telemetry: bool = False) -> Iterator[None]:
+        """One transaction holding the kit's lock (:meth:`OfficeDb.lock_kit`): what is read
+        in it is what is written, whichever worker of a share group handles the kit's next
+        message. Replies sent in it go out only once it has committed (a receipt must never
+        overtake the commit it confirms); if it fails, none goes out and the kit retries.
+        ``telemetry``: a :meth:`OfficeDb.telemetry_transaction` (no receipt depends on it)."""
+        outer = self._deferred is None
+        if outer:
+            self._deferred = []
+        try:
+            with self.db.telemetry_transaction() if telemetry else self.db.transaction():
+                self.db.lock_kit(kit_id)
+                yield
+            if outer:
+                deferred, self._deferred = self._deferred, None
+                for topic, payload in deferred or ():
+                    self.publish(topic, payload)
+        finally:
+            if outer:
+                self._deferred = None
+
     # -- outgoing ---------------------------------------------------------------------------
+    # Each queued item is claimed in the database (an atomic conditional UPDATE of sent_at)
+    # before it is published, so of several workers polling one queue exactly one sends
+    # it; a failed publish gives the claim back.
     def _send_queued(self, *, resend: bool) -> None:
+        # A resend only for what nobody (re)sent in the last resend period, so a share group
+        # resends once a period, not once a worker.
+        cutoff = time.time() - self.broker.resend_s + 1.0 if resend else None
         for row in self.db.undelivered_assignments(unsent_only=not resend):
-            topics = p.KitTopics(row["kit_id"])
-            message = p.AssignmentMessage(row["assignment_id"], bytes(row["envelope"]))
-            if self.publish(topics.assign, p.encode_assignment(message)):
-                self.db.assignment_sent(row["kit_id"], row["assignment_id"])
+            self._send_assignment(row, sent_before=cutoff)
         for row in self.db.unsent_commands():
-            if self.publish(p.KitTopics(row["kit_id"]).cmd, bytes(row["payload"])):
-                self.db.command_sent(row["command_id"])
+            claimed = self.db.claim_command(row["command_id"])
+            if claimed is None:
+                continue
+            if not self.publish(p.KitTopics(row["kit_id"]).cmd, bytes(row["payload"])):
+                self.db.unclaim_command(row["command_id"], claimed)
+
+    def _send_assignment(self, row: Any, *, sent_before: float | None) -> None:
+        kit_id, assignment_id = row["kit_id"], row["assignment_id"]
+        claim = self.db.claim_assignment(kit_id, assignment_id, sent_before=sent_before)
+        if claim is None:
+            return
+        message = p.AssignmentMessage(assignment_id, bytes(row["envelope"]))
+        if not self.publish(p.KitTopics(kit_id).assign, p.encode_assignment(message)):
+            self.db.unclaim_assignment(kit_id, assignment_id, *claim)
 
     def resend_assignments(self, kit_id: str) -> None:
+        """The kit is back: everything undelivered again, unless sent in the last second
+        (by another worker of the group, say)."""
         for row in self.db.undelivered_assignments(kit_id):
-            message = p.AssignmentMessage(row["assignment_id"], bytes(row["envelope"]))
-            if self.publish(p.KitTopics(kit_id).assign, p.encode_assignment(message)):
-                self.db.assignment_sent(kit_id, row["assignment_id"])
+            self._send_assignment(row, sent_before=time.time() - 1.0)
 
     def expire_stale_uploads(self) -> int:
         """Drop unfinished uploads without a chunk for ``stale_upload_s``; how many."""
@@ -401,6 +482,9 @@ class OfficeReceiver:
             return
         topic, payload = message.topic, bytes(message.payload)
         kit_id, leaf = "-", "?"
+        if topic == p.OFFICE_STATUS_TOPIC:
+            self._on_office_status(payload)
+            return
         try:
             kit_id, leaf = p.parse_kit_topic(topic)
             self.handle(kit_id, leaf, payload, retained=bool(message.retain))
@@ -410,6 +494,20 @@ class OfficeReceiver:
             log.error("handling %s from kit %s failed: %s", leaf, kit_id, exc.text("en"))
         except Exception:  # one bad message must not stop the office
             log.exception("handling %s from kit %s failed", leaf, kit_id)
+
+    def _on_office_status(self, payload: bytes) -> None:
+        """In a share group: another worker stopped (or its will fired) and left "offline"
+        as the office's retained status while this one still serves: say "online" again."""
+        try:
+            status = p.decode_office_status(payload)
+        except p.ProtocolError:
+            return
+        if not status.online and self.connected and not self.stop_event.is_set():
+            log.info("another office worker went offline; this one still serves")
+            client = self.client
+            if client is not None:
+                client.publish(p.OFFICE_STATUS_TOPIC, p.encode_office_status(
+                    p.OfficeStatus(online=True, tst=int(self.clock()))), qos=1, retain=True)
 
     def handle(self, kit_id: str, leaf: str, payload: bytes, *, retained: bool = False) -> None:
         """Process one message from a kit (the topic already parsed)."""
@@ -423,21 +521,29 @@ class OfficeReceiver:
             if retained:
                 # The broker's copy of the last report, met on (re)subscribing: where the kit
                 # was at its own time, not a sign that it is there now.
-                self.db.set_kit(kit_id, location=json.dumps(data),
-                                location_at=min(now, float(position.tst)))
+                self.db.set_location(kit_id, position, "location", location=json.dumps(data),
+                                     location_at=min(now, float(position.tst)))
             else:
-                self.db.set_kit(kit_id, location=json.dumps(data), location_at=now,
-                                last_seen=now)
-            self.db.add_positions(kit_id, [position], "location")
+                self.db.set_location(kit_id, position, "location", location=json.dumps(data),
+                                     location_at=now, last_seen=now)
         elif leaf == "health":
             health = p.decode_health(payload)
-            old = self.db.kit(kit_id) or {}
-            merged = json.loads(old.get("health") or "{}")
-            # Slow fields (software, operator) travel only on change: keep the last known.
-            merged.update({k: v for k, v in health.__dict__.items() if v is not None})
-            self.db.set_kit(kit_id, health=json.dumps(merged), health_at=now, last_seen=now)
+            # Read, merge, write: one worker at a time. Telemetry: not waited on a receipt
+            # for, so committed without waiting for the disk (see telemetry_transaction).
+            with self._kit_locked(kit_id, telemetry=True):
+                old = self.db.kit(kit_id) or {}
+                merged = json.loads(old.get("health") or "{}")
+                # Slow fields (software, operator) travel only on change: keep the last known.
+                merged.update({k: v for k, v in health.__dict__.items() if v is not None})
+                self.db.set_kit(kit_id, health=json.dumps(merged), health_at=now,
+                                last_seen=now)
+                self.db.add_health_sample(kit_id, now, health)  # the kit page's day chart
         elif leaf == "status":
-            self._on_status(kit_id, p.decode_status(payload), now, retained)
+            status = p.decode_status(payload)
+            with self._kit_locked(kit_id):
+                back = self._on_status(kit_id, status, now, retained)
+            if back:
+                self.resend_assignments(kit_id)
         elif leaf == "track":
             points = p.decode_track(payload)
             if points:
@@ -453,13 +559,14 @@ class OfficeReceiver:
         else:
             raise p.ProtocolError("bad_topic", f"nothing handles '{leaf}'")
 
-    def _on_status(self, kit_id: str, status: p.Status, now: float, retained: bool) -> None:
+    def _on_status(self, kit_id: str, status: p.Status, now: float, retained: bool) -> bool:
+        """Store a status; whether the kit has just come (live) online."""
         old = self.db.kit(kit_id)
         if old is not None and status.session < old["session"]:
             if self._say(kit_id, "old_status"):
                 log.info("ignoring an older status of kit %s (session %d < %d)", kit_id,
                          status.session, old["session"])
-            return
+            return False
         if old is not None and old["status_at"] is not None:
             elapsed = max(0.0, now - float(old["status_at"]))
             bound = old["session"] + self.broker.max_session_jump + \
@@ -469,7 +576,7 @@ class OfficeReceiver:
                 self._refused(kit_id, "status", "session_jump",
                               f"session {status.session} jumps above {bound} (last accepted "
                               f"{old['session']}){', retained' if retained else ''}")
-                return
+                return False
         values = dict(status.__dict__)
         known = json.loads(old.get("status") or "{}").get("security", "") if old else ""
         if not status.security:
@@ -482,12 +589,11 @@ class OfficeReceiver:
                         last_seen=now if status.online else (old or {}).get("last_seen"))
         log.info("kit %s is %s (session %d%s)", kit_id, "online" if status.online else
                  "offline", status.session, f", {status.reason}" if status.reason else "")
-        if status.online and not retained:
-            self.resend_assignments(kit_id)
+        return status.online and not retained
 
     # -- records ----------------------------------------------------------------------------
     def _reply(self, kit_id: str, progress: p.Progress) -> None:
-        self.publish(p.KitTopics(kit_id).rcpt, p.encode_progress(progress))
+        self._send(p.KitTopics(kit_id).rcpt, p.encode_progress(progress))
 
     def _reject(self, kit_id: str, record_id: str, reason: str) -> None:
         self._refused(kit_id, "up", reason, f"record {record_id}, {reason}")
@@ -507,6 +613,12 @@ class OfficeReceiver:
 
     def _on_chunk(self, kit_id: str, chunk: p.Chunk) -> None:
         self.counters["chunks"] += 1
+        # Under the kit's lock: two workers of a share group may get chunks of one record
+        # (or the same chunk twice); each sees what the other committed before deciding.
+        with self._kit_locked(kit_id):
+            self._on_chunk_locked(kit_id, chunk)
+
+    def _on_chunk_locked(self, kit_id: str, chunk: p.Chunk) -> None:
         rid = chunk.record_id
         held = self.db.record(kit_id, rid)
         colliding = ""  # the stored hash when other bytes come under a stored id

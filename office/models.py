@@ -180,3 +180,73 @@ class Quarantined(models.Model):
 
     class Meta:
         db_table = "quarantine"
+
+
+class AuditRefused(Exception):
+    """An audit entry may be written once and never changed or deleted."""
+
+
+class AuditQuerySet(models.QuerySet["AuditEntry"]):
+    def update(self, **kwargs: object) -> int:
+        raise AuditRefused("audit entries are never changed")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditRefused("audit entries are never deleted")
+
+
+class AuditEntry(models.Model):
+    """One line of the office's audit log: who did what, to what, when, from where.
+
+    Append-only: :meth:`save` writes a new entry and refuses to change one, :meth:`delete`
+    and the query set's ``update``/``delete`` refuse, and the database itself refuses an
+    ``UPDATE`` or ``DELETE`` on the table (triggers of migration ``0004``). Written by
+    :func:`office.web.audit.audit`; read on the page ``/audit/``."""
+
+    at = models.DateTimeField(db_index=True)  # set when saved
+    username = models.CharField(max_length=150, db_index=True, blank=True)
+    roles = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=40, db_index=True)
+    subject = models.CharField(max_length=200, blank=True)
+    ip = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=120, blank=True)
+    detail = models.TextField(blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        db_table = "audit"
+        ordering = ("-at", "-id")
+        default_permissions = ("view",)  # no add, change or delete: nobody edits the log
+        verbose_name = "entri audit"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None or not self._state.adding:
+            raise AuditRefused("audit entries are never changed")
+        if self.at is None:
+            from django.utils import timezone
+
+            self.at = timezone.now()
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AuditRefused("audit entries are never deleted")
+
+
+class HealthSample(models.Model):
+    """One health report as it came (``tst``: when the office received it): the battery and
+    signal history the kit page charts. A kit reports every 5-15 minutes, so a day is at
+    most a few hundred rows a kit."""
+
+    kit_id = models.TextField()
+    tst = models.FloatField()
+    battery = models.IntegerField(null=True)
+    battery_state = models.IntegerField(null=True)
+    rssi = models.IntegerField(null=True)
+    rsrp = models.IntegerField(null=True)
+    sinr = models.FloatField(null=True)
+    outbox = models.IntegerField(null=True)
+
+    class Meta:
+        db_table = "health_samples"
+        indexes = (models.Index(fields=["kit_id", "tst"], name="health_samples_by_kit"),)

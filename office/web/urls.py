@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.urls import URLPattern, URLResolver, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.i18n import set_language
 from django.views.static import serve
 
@@ -12,4 +12,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     # The app serves its own (vendored) static files: an office PC runs no web server.
     re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATICFILES_DIRS[0]}),
     # Each page module adds one line here: path("", include("office.web.<module>")).
+    path("", include("office.web.fleet")),
+    path("", include("office.web.accounts")),
 ]

@@ -77,7 +77,8 @@ INSERT INTO _sqlite_migrations (migration_set, name) VALUES
     ('jaranijo.office', 'm003_upload_quotas_refusal_counts'),
     ('jaranijo.office', 'm004_quarantine');
 """
-OFFICE_MIGRATIONS = ["0001_initial", "0002_send_queue_indexes_refusal_counts_quarantine"]
+OFFICE_MIGRATIONS = sorted(p.stem for p in (Path(__file__).parents[2] / "office" /
+                                            "migrations").glob("0*.py"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
