@@ -105,6 +105,8 @@ def run_demo(*, headless: bool, keep: Path | None, lang: str) -> int:
         rig = EmulatedRig(root / "devices", fingerprint_baud=DEMO_BAUD)
         rig.start()
         stack.callback(rig.stop)
+        # A quicker drain than a real pack (0.25 %/min), so the office page shows it fall.
+        rig.devices["battery"].control("rate", "2")
         for name, path in rig.paths.items():
             target = os.readlink(path) if path.is_symlink() else "(folder)"
             tell.say(f"{name:<12} {path} -> {target}")
