@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from kit.config import DEFAULT_CONFIG_PATH, KitConfig, load_config
-from sync.errors import ValidationError
+from sync.errors import JaranIjoError, ValidationError
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
@@ -139,7 +139,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"records        {len(store.record_ids())}")
         print(f"waiting upload {len(outbox)}")
         print(f"officer slots  {len(store.key_slot_ids())}")
-        print(f"key security   {keyring.security_line(config, 'en')[1]}")
+        try:
+            security = keyring.security_line(config, "en")[1]
+        except JaranIjoError as exc:  # the TPM cannot be asked: the rest still shows
+            security = f"UNKNOWN: {exc.text('en')}"
+        print(f"key security   {security}")
     return 0
 
 

@@ -59,6 +59,7 @@ class KitDevices:
     # The agent's key for the fix it shares: read once (with a TPM, an unseal each time
     # would cost the status bar a TPM command every few seconds).
     place_key: DataKey | None = None
+    place_key_failed: bool = False
 
     @classmethod
     def open(cls, config: KitConfig, *, want: Iterable[str] = VISIT,
@@ -148,12 +149,18 @@ class KitDevices:
         """The fix the agent (which owns the GNSS port) last shared through the store."""
         from kit.store import Store
 
-        try:
-            if self.place_key is None:
+        if self.place_key is None:
+            try:
                 raw = machine_secret(self.config, AGENT_KEY)
-                if raw is None or len(raw) != 32:  # the agent has no key yet: no fix shared
-                    return None
-                self.place_key = DataKey(raw)
+            except JaranIjoError as exc:  # e.g. the TPM cannot be opened: say so, once
+                if not self.place_key_failed:
+                    self.place_key_failed = True
+                    log.warning("the agent's fix cannot be read: %s", exc.text("en"))
+                return None
+            if raw is None or len(raw) != 32:  # the agent has no key yet: no fix shared
+                return None
+            self.place_key = DataKey(raw)
+        try:
             with Store.open(self.config.store_path, create=False, check=False) as store:
                 return shared_gnss_fix(store, self.place_key, max_age_s=max_age_s)
         except (JaranIjoError, ValueError):

@@ -306,7 +306,9 @@ class PinVault:
             except nacl.exceptions.CryptoError:
                 key = None
         elif self.tcti is None:
-            # Same work for an unknown officer, so timing does not tell ids apart.
+            # Same work for an unknown officer, so timing does not tell ids apart. (With a
+            # TPM an unknown id is answered without a TPM command; officer ids are printed
+            # on their cards, not secrets, and the answer's text is the same.)
             derive_slot_key(pin, b"\0" * 16, self.cost)
         if key is None:
             left = self.max_attempts - failures - 1
