@@ -32,7 +32,8 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -354,9 +355,25 @@ class OfficeDb:
         does not exist yet to be locked ``FOR UPDATE``). SQLite: nothing to do, the
         transaction's ``BEGIN IMMEDIATE`` already holds the database's one write lock."""
         if self.vendor == "postgresql":
-            key = int.from_bytes(hashlib.sha256(f"kit/{kit_id}".encode()).digest()[:8], "big",
-                                 signed=True)
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_kit_lock_key(kit_id),))
+
+    def lock_kits(self, kit_ids: Iterable[str]) -> None:
+        """Inside :meth:`transaction`: :meth:`lock_kit` for each kit, in sorted kit order and
+        in one statement (a telemetry batch holds hundreds). Every worker takes several
+        kits' locks in that one order and a single-kit transaction takes one, so no two
+        transactions ever wait on each other in a circle."""
+        if self.vendor != "postgresql":
+            return
+        keys = [_kit_lock_key(k) for k in sorted(set(kit_ids))]
+        if len(keys) == 1:
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (keys[0],))
+        elif keys:
+            # The function scan yields the array in order, and a volatile function in the
+            # select list is evaluated after the ORDER BY: the locks go in kit order. One
+            # row back (the count), not one a kit.
+            self.conn.execute("SELECT count(*) FROM (SELECT pg_advisory_xact_lock(k) FROM "
+                              "unnest(%s::bigint[]) WITH ORDINALITY AS t(k, n) ORDER BY n) s",
+                              (keys,))
 
     # -- records ---------------------------------------------------------------------------
     def record(self, kit_id: str, record_id: str) -> Row | None:
@@ -439,8 +456,8 @@ class OfficeDb:
 
     def quarantine_take(self, kit_id: str, record_id: str, sha_hex: str) -> bool:
         """After review: the quarantined bytes become the record, and the record stored so
-        far goes to quarantine in their place (nothing is deleted). False when there is no
-        such quarantined record, or no stored record of that id."""
+        far (if any: a revoked kit's held record has none) goes to quarantine in their place
+        (nothing is deleted). False when there is no such quarantined record."""
         with self.transaction():
             kept = self.conn.execute(
                 "SELECT blob, sealed_at FROM quarantine WHERE kit_id = %s AND record_id = %s "
@@ -448,9 +465,17 @@ class OfficeDb:
             stored = self.conn.execute(
                 "SELECT sha256, blob, sealed_at FROM records WHERE kit_id = %s AND record_id = %s",
                 (kit_id, record_id)).fetchone()
-            if kept is None or stored is None:
+            if kept is None:
                 return False
             now = time.time()
+            if stored is None:
+                self.conn.execute("DELETE FROM quarantine WHERE kit_id = %s AND record_id = %s "
+                                  "AND sha256 = %s", (kit_id, record_id, sha_hex))
+                self.conn.execute("INSERT INTO records (kit_id, record_id, sha256, size, "
+                                  "sealed_at, received_at, opened, blob) VALUES (%s, %s, %s, "
+                                  "%s, %s, %s, 0, %s)", (kit_id, record_id, sha_hex,
+                                                         len(kept[0]), kept[1], now, kept[0]))
+                return True
             self.conn.execute("DELETE FROM quarantine WHERE kit_id = %s AND record_id = %s AND "
                               "sha256 = %s", (kit_id, record_id, sha_hex))
             self.conn.execute("INSERT INTO quarantine VALUES (%s, %s, %s, %s, %s, %s, %s) "
@@ -462,6 +487,11 @@ class OfficeDb:
                               "record_id = %s", (sha_hex, len(kept[0]), kept[1], now, kept[0],
                                                 kit_id, record_id))
         return True
+
+    def is_revoked(self, kit_id: str) -> bool:
+        """Whether staff revoked the kit (reported lost): what it uploads is held."""
+        return self.conn.execute("SELECT 1 FROM revocations WHERE kit_id = %s",
+                                 (kit_id,)).fetchone() is not None
 
     def quarantine_drop(self, kit_id: str, record_id: str, sha_hex: str) -> bool:
         """After review: discard a quarantined record (a forgery); False if there is none."""
@@ -517,37 +547,125 @@ class OfficeDb:
                           f"ON CONFLICT(kit_id) DO UPDATE SET {updates}",
                           (kit_id, *values.values()))
 
-    def add_health_sample(self, kit_id: str, at: float, health: p.Health) -> None:
-        """Keep one health report's battery and signal for the kit page's day chart."""
-        self.conn.execute(
-            "INSERT INTO health_samples (kit_id, tst, battery, battery_state, rssi, rsrp, sinr, "
-            "outbox) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (kit_id, at, health.battery_percent, health.battery_state, health.rssi_dbm,
-             health.rsrp_dbm, health.sinr_db, health.outbox_count))
-
-    def add_positions(self, kit_id: str, points: list[p.Position], source: str) -> None:
-        with self.transaction():
-            self._add_positions(kit_id, points, source)
-
-    def _add_positions(self, kit_id: str, points: list[p.Position], source: str) -> None:
-        if len(points) == 1:  # a location report: one statement, not executemany's loop
-            q = points[0]
-            self.conn.execute(
-                "INSERT INTO positions VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (kit_id, q.tst, q.lat, q.lon, q.acc_m, source))
-            return
-        self.conn.executemany(
-            "INSERT INTO positions VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(kit_id, q.tst, q.lat, q.lon, q.acc_m, source) for q in points])
-
-    def set_location(self, kit_id: str, position: p.Position, source: str,
-                     **values: Any) -> None:
-        """A location report: the kit's row (``values``) and the position, in one
-        telemetry transaction (:meth:`telemetry_transaction`; one commit where there
-        were two)."""
+    def write_telemetry(self, batch: Sequence[Telemetry]) -> None:
+        """Many telemetry messages (:class:`Telemetry`, oldest first) in one telemetry
+        transaction (:meth:`telemetry_transaction`), coalesced per kit as if they had been
+        written one by one: the kits row written once a kit, its columns as the last message
+        setting each left them; health merged, in order, over the stored health read once
+        (a report's fields that are None keep the last known: slow fields travel only on
+        change); positions and health samples inserted with ``executemany`` in arrival
+        order (of two points with one ``(kit, tst)`` the first stays, as before). On
+        PostgreSQL each kit written is locked first (:meth:`lock_kits`, sorted), so a
+        worker of a share group handling the same kit's chunk or status waits for it."""
+        kits: dict[str, dict[str, Any]] = {}
+        healths: dict[str, list[p.Health]] = {}
+        positions: list[tuple[Any, ...]] = []
+        samples: list[tuple[Any, ...]] = []
+        for t in batch:
+            kits.setdefault(t.kit_id, {}).update(t.kit)
+            positions.extend((t.kit_id, q.tst, q.lat, q.lon, q.acc_m, t.source)
+                             for q in t.positions)
+            h = t.health
+            if h is not None:
+                healths.setdefault(t.kit_id, []).append(h)
+                samples.append((t.kit_id, t.at, h.battery_percent, h.battery_state,
+                                h.rssi_dbm, h.rsrp_dbm, h.sinr_db, h.outbox_count))
+        order = sorted(kits)
         with self.telemetry_transaction():
-            self.set_kit(kit_id, **values)
-            self._add_positions(kit_id, [position], source)
+            self.lock_kits(order)
+            if healths:
+                stored = self._healths(sorted(healths))
+                for kit_id, reports in healths.items():
+                    merged = json.loads(stored.get(kit_id) or "{}")
+                    for h in reports:
+                        merged.update({k: v for k, v in h.__dict__.items() if v is not None})
+                    kits[kit_id]["health"] = json.dumps(merged)
+            groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            for kit_id in order:
+                values = kits[kit_id]
+                if values:
+                    names = tuple(sorted(values))
+                    groups.setdefault(names, []).append(
+                        (kit_id, *(values[c] for c in names)))
+            for names, rows in groups.items():
+                conflict = "ON CONFLICT(kit_id) DO UPDATE SET " + ", ".join(
+                    f"{c} = excluded.{c}" for c in names)
+                self._insert_many("kits", ("kit_id", *names), rows, conflict)
+            if positions:
+                self._insert_many("positions", _POSITION_COLUMNS, positions,
+                                  "ON CONFLICT DO NOTHING")
+            if samples:
+                self._insert_many("health_samples", _SAMPLE_COLUMNS, samples)
+
+    def _insert_many(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]],
+                     conflict: str = "") -> None:
+        """Insert ``rows`` (in order) into ``table``'s ``columns``. SQLite: ``executemany``,
+        one prepared statement run for each row. PostgreSQL: one ``INSERT ... SELECT FROM
+        json_to_recordset(rows as one JSON text)``: Django's psycopg connection binds
+        parameters in the client and prepares nothing (for connection poolers), so
+        ``executemany`` there has the server parse and plan a statement a row, and arrays
+        of text cost psycopg a regular expression a character; one JSON text (made by the
+        ``json`` module's C encoder) costs neither. Floats go through JSON exactly (``repr``
+        digits). ``ON CONFLICT DO NOTHING`` keeps the first of two rows with one key, as row
+        by row; rows for ``DO UPDATE`` must have distinct keys (one a kit: coalesced)."""
+        names = ", ".join(columns)
+        if self.vendor != "postgresql":
+            marks = ", ".join("%s" for _ in columns)
+            self.conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}",
+                                  rows)
+            return
+        types = [_PG_TYPES.get(f"{table}.{c}") or _PG_TYPES[c] for c in columns]
+        records = [{c: None if v is None else cast(v)
+                    for c, (_, cast), v in zip(columns, types, row, strict=True)} for row in rows]
+        shape = ", ".join(f"{c} {sql_type}" for c, (sql_type, _) in zip(columns, types,
+                                                                        strict=True))
+        self.conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM "
+                          f"json_to_recordset(%s::json) AS r({shape}) {conflict}",
+                          (json.dumps(records),))
+
+    def _healths(self, kit_ids: list[str]) -> dict[str, str | None]:
+        """The stored health JSON of these kits (those that have a row)."""
+        out: dict[str, str | None] = {}
+        for i in range(0, len(kit_ids), 500):  # within any SQLite's parameter limit
+            part = kit_ids[i:i + 500]
+            marks = ", ".join("%s" for _ in part)
+            out.update((r[0], r[1]) for r in self.conn.execute(
+                f"SELECT kit_id, health FROM kits WHERE kit_id IN ({marks})", part))
+        return out
+
+    def prune_health_samples(self, before: float, *, rows: int = 1000,
+                             budget: int = 20_000) -> tuple[int, bool]:
+        """Delete health samples taken before ``before``: ``(how many, whether all are
+        gone)``. In deletes of at most ``rows`` rows, each its own short transaction, so
+        the ingest and the web app never wait long on it; at most ``budget`` rows a call,
+        so a first pruning of a large table goes in steps (call again while not done).
+
+        The kits are found along the ``(kit_id, tst)`` index (a skip scan written as a
+        recursive query: each next kit id is one index probe), and so are each kit's old
+        rows: no pass over the whole table. PostgreSQL: rows another worker is deleting
+        at the same moment are skipped (``SKIP LOCKED``), not waited for."""
+        kits = [r[0] for r in self.conn.execute(
+            "WITH RECURSIVE k(kit_id) AS ("
+            "SELECT MIN(kit_id) FROM health_samples UNION ALL "
+            "SELECT (SELECT MIN(h.kit_id) FROM health_samples h WHERE h.kit_id > k.kit_id) "
+            "FROM k WHERE k.kit_id IS NOT NULL) "
+            "SELECT kit_id FROM k WHERE kit_id IS NOT NULL AND EXISTS (SELECT 1 FROM "
+            "health_samples o WHERE o.kit_id = k.kit_id AND o.tst < %s)", (before,))]
+        skip = " FOR UPDATE SKIP LOCKED" if self.vendor == "postgresql" else ""
+        sql = ("DELETE FROM health_samples WHERE id IN (SELECT id FROM health_samples "
+               f"WHERE kit_id = %s AND tst < %s LIMIT %s{skip})")
+        deleted = 0
+        for kit_id in kits:
+            while True:
+                if deleted >= budget:
+                    return deleted, False
+                limit = min(rows, budget - deleted)
+                with self.transaction():
+                    n = max(0, self.conn.execute(sql, (kit_id, before, limit)).rowcount)
+                deleted += n
+                if n < limit:
+                    break
+        return deleted, True
 
     def positions(self, kit_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute(
@@ -702,6 +820,40 @@ class OfficeDb:
         return None if row is None else dict(row)
 
 
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """One telemetry message (location, health, track) as :meth:`OfficeDb.write_telemetry`
+    takes it: the kits columns it sets (``location``, ``location_at``, ``health_at``,
+    ``last_seen``; not ``health``, merged when written), the positions it adds under
+    ``source``, and the health report for the merge and the health sample taken ``at``."""
+
+    kit_id: str
+    kit: dict[str, Any]
+    positions: tuple[p.Position, ...] = ()
+    source: str = ""
+    health: p.Health | None = None
+    at: float = 0.0
+
+
+def _kit_lock_key(kit_id: str) -> int:
+    """The kit's PostgreSQL advisory lock key: 64 bits of a hash of its id."""
+    return int.from_bytes(hashlib.sha256(f"kit/{kit_id}".encode()).digest()[:8], "big",
+                          signed=True)
+
+
+_POSITION_COLUMNS = ("kit_id", "tst", "lat", "lon", "acc", "source")
+_SAMPLE_COLUMNS = ("kit_id", "tst", "battery", "battery_state", "rssi", "rsrp", "sinr",
+                   "outbox")
+# PostgreSQL types of the columns telemetry writes in bulk, and the Python type each value
+# is made first (an int column must get a JSON integer, never 5.0).
+_PG_TYPES: dict[str, tuple[str, Any]] = {
+    "kit_id": ("text", str), "source": ("text", str), "location": ("text", str),
+    "health": ("text", str), "location_at": ("float8", float), "health_at": ("float8", float),
+    "last_seen": ("float8", float), "lat": ("float8", float), "lon": ("float8", float),
+    "acc": ("float8", float), "sinr": ("float8", float), "tst": ("float8", float),
+    "positions.tst": ("int8", int),
+    "battery": ("int4", int), "battery_state": ("int4", int), "rssi": ("int4", int),
+    "rsrp": ("int4", int), "outbox": ("int4", int)}
 
 
 def _check_adoptable(conn: sqlite3.Connection, path: Path, tables: set[str]) -> None:

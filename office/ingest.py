@@ -37,8 +37,24 @@ machines). The broker gives each message to one of them, so two workers may hold
 of one record at once: every chunk, health and status message is handled in one
 transaction holding the kit's lock (:meth:`OfficeDb.lock_kit`), its replies published
 after the commit. What goes out (assignments, commands) is claimed in the database
-before it is published, so one worker sends each. Location and health, which no receipt
-depends on, commit without waiting for the disk (:meth:`OfficeDb.telemetry_transaction`).
+before it is published, so one worker sends each.
+
+Telemetry (location, health, track), which no receipt depends on, is grouped: held in
+memory and written in one transaction a batch (:meth:`OfficeDb.write_telemetry`,
+coalesced per kit, each kit locked in sorted order) when the batch is
+:data:`TELEMETRY_BATCH_S` old or :data:`TELEMETRY_BATCH_MAX` messages long, before any
+other kind of message is handled (a kit's status never overtakes the telemetry before
+it), and on shutdown; committed without waiting for the disk
+(:meth:`OfficeDb.telemetry_transaction`). One commit a batch instead of one a message is
+what lets one core take thousands of messages a second (issue 11,
+``tests/bench/bench_ingest.py``). **What a crash may lose**: the telemetry not yet
+flushed, under :data:`TELEMETRY_BATCH_S` of it (plus what an asynchronous commit had not
+synced when the power went), which the kits report again within minutes; never a record
+or a receipt, whose transactions are their own, durable, and come after the flush of the
+telemetry before them. A payload that does not decode is refused at once and never
+enters a batch; a batch the database refuses is written again message by message, so one
+bad row loses only itself. Health samples older than ``health_retention_s`` (35 days) are
+deleted with the stale uploads' expiry, a thousand rows a transaction.
 
 >>> receiver = OfficeReceiver(OfficeDb.open("office.db"), OfficeKeysForLink.load(keys), kits,
 ...                           BrokerSettings("broker.example", 8883, tls=True))  # doctest: +SKIP
@@ -66,7 +82,7 @@ from nacl.signing import SigningKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from office.db import OfficeDb
+from office.db import OfficeDb, Telemetry
 from office.records import open_record
 from sync import protocol as p
 from sync.envelope import KitPublicKeys, OfficeKeys, fingerprint, read_key_file
@@ -78,7 +94,8 @@ log = logging.getLogger("office.receiver")
 # How long a kit should wait before sending a refused record again, by reason. The kit
 # never sends again by itself a record refused for a reason in p.TERMINAL_REFUSALS
 # (conflict, too_large): their wait is only what an older kit would honour.
-RETRY_S = {"hash": 0, "kit_unknown": 600, "busy": 600, "too_large": 86400, "conflict": 86400}
+RETRY_S = {"hash": 0, "kit_unknown": 600, "busy": 600, "too_large": 86400, "conflict": 86400,
+           "revoked": 86400}
 DEFAULT_RETRY_S = 3600
 
 # What one kit may keep at the office in unfinished uploads. A kit in good order has at
@@ -110,6 +127,15 @@ SESSION_JUMP_PER_S = 1 / 60
 # software can pile up. Beyond them a colliding record is refused as today and not kept.
 MAX_QUARANTINED = 16
 MAX_QUARANTINED_BYTES = 2 * p.MAX_RECORD_BYTES
+# Telemetry batches (see the module docstring): written when this old or this long. 0.2 s
+# is what a crash may lose, far below a kit's reporting interval; 500 messages keep one
+# transaction short (a few ms) while the commit's cost is spread over hundreds.
+TELEMETRY_BATCH_S = 0.2
+TELEMETRY_BATCH_MAX = 500
+TELEMETRY_LEAVES = frozenset({"location", "health", "track"})
+# Health samples (the kit page's battery and signal chart) kept this long: a month and
+# the days around it; a kit reporting every 5-15 minutes leaves ~3,000-9,000 rows in it.
+HEALTH_RETENTION_S = 35 * 86400.0
 # A shared-subscription group name: one topic level without wildcards.
 SHARE_GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -215,7 +241,10 @@ class BrokerSettings:
     max_open_uploads: int = MAX_OPEN_UPLOADS  # per kit
     max_open_upload_bytes: int = MAX_OPEN_UPLOAD_BYTES  # per kit
     stale_upload_s: float = STALE_UPLOAD_S
-    expire_every_s: float = 60.0  # how often stale uploads are looked for
+    expire_every_s: float = 60.0  # how often stale uploads (and old health samples) are looked for
+    health_retention_s: float = HEALTH_RETENTION_S  # health samples older are deleted
+    telemetry_batch_s: float = TELEMETRY_BATCH_S  # a telemetry batch is written this old
+    telemetry_batch_max: int = TELEMETRY_BATCH_MAX  # ... or this many messages long
     retry_s: dict[str, int] = field(default_factory=lambda: dict(RETRY_S))  # by reason
     max_session_jump: int = MAX_SESSION_JUMP  # plus session_jump_per_s since the last status
     session_jump_per_s: float = SESSION_JUMP_PER_S
@@ -258,8 +287,16 @@ class OfficeReceiver:
         # Messages to kits held back until the transaction that decides them has committed
         # (see _kit_locked); None when not inside one.
         self._deferred: list[tuple[str, bytes]] | None = None
+        # Telemetry waiting for its batch to be written (oldest first), and since when
+        # (monotonic). Batching is on while serve() runs, whose loop writes a batch when it
+        # is due; a caller handing messages in without it (a test, a script) gets each
+        # written at once unless it turns batching on and calls flush_telemetry() itself.
+        self.batching = False
+        self._telemetry: list[Telemetry] = []
+        self._telemetry_since = 0.0
         self.counters: dict[str, int] = {"records": 0, "chunks": 0, "refused": 0,
-                                         "receipts": 0, "quarantined": 0}
+                                         "receipts": 0, "quarantined": 0, "telemetry": 0,
+                                         "telemetry_lost": 0}
 
     # -- life cycle -------------------------------------------------------------------------
     def serve(self, stop: threading.Event | None = None) -> None:
@@ -267,11 +304,13 @@ class OfficeReceiver:
         if stop is not None:
             self.stop_event = stop
         log.info("office receiver starting (broker %s:%d)", self.broker.host, self.broker.port)
+        self.batching = True
         try:
             while not self.stop_event.is_set():
                 self._tick()
         finally:
             self._shutdown()
+            self.batching = False
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -281,12 +320,19 @@ class OfficeReceiver:
             now = time.monotonic()
             self._ensure_connected(now)
             client = self.client
+            # Wait for the network no longer than the pending batch may still wait.
+            wait = 0.1 if not self._telemetry else min(0.1, max(0.0, self._telemetry_since +
+                                                                self.broker.telemetry_batch_s -
+                                                                now))
             if client is not None:
-                rc = client.loop(0.1)
+                rc = client.loop(wait)
                 if rc != mqtt.MQTT_ERR_SUCCESS and self.client is client:
                     self._lost(mqtt.error_string(rc))
             else:
-                self.stop_event.wait(0.1)
+                self.stop_event.wait(wait)
+            if self._telemetry and (time.monotonic() - self._telemetry_since >=
+                                    self.broker.telemetry_batch_s):
+                self.flush_telemetry()
             if self.connected and now >= self._next_poll:
                 self._next_poll = now + 0.5
                 self._send_queued(resend=now >= self._next_resend)
@@ -294,7 +340,10 @@ class OfficeReceiver:
                     self._next_resend = now + self.broker.resend_s
             if now >= self._next_expiry:
                 self._next_expiry = now + self.broker.expire_every_s
+                self.flush_telemetry()  # not left waiting while the expiry runs
                 self.expire_stale_uploads()
+                if not self.prune_health_samples():
+                    self._next_expiry = now + 1.0  # more to delete: the next step soon
         except JaranIjoError as exc:
             log.error("%s", exc.text("en"))
             self.stop_event.wait(1.0)
@@ -303,6 +352,7 @@ class OfficeReceiver:
             self.stop_event.wait(1.0)
 
     def _shutdown(self) -> None:
+        self.flush_telemetry()  # before the office says it is offline
         client = self.client
         if client is not None and self.connected:
             info = client.publish(p.OFFICE_STATUS_TOPIC, p.encode_office_status(
@@ -407,17 +457,17 @@ class OfficeReceiver:
             self.publish(topic, payload)
 
     @contextlib.contextmanager
-    def _kit_locked(self, kit_id: str, *, telemetry: bool = False) -> Iterator[None]:
+    def _kit_locked(self, kit_id: str) -> Iterator[None]:
         """One transaction holding the kit's lock (:meth:`OfficeDb.lock_kit`): what is read
         in it is what is written, whichever worker of a share group handles the kit's next
         message. Replies sent in it go out only once it has committed (a receipt must never
         overtake the commit it confirms); if it fails, none goes out and the kit retries.
-        ``telemetry``: a :meth:`OfficeDb.telemetry_transaction` (no receipt depends on it)."""
+        Telemetry has its own transactions, a batch each (:meth:`flush_telemetry`)."""
         outer = self._deferred is None
         if outer:
             self._deferred = []
         try:
-            with self.db.telemetry_transaction() if telemetry else self.db.transaction():
+            with self.db.transaction():
                 self.db.lock_kit(kit_id)
                 yield
             if outer:
@@ -455,10 +505,14 @@ class OfficeReceiver:
             self.db.unclaim_assignment(kit_id, assignment_id, *claim)
 
     def resend_assignments(self, kit_id: str) -> None:
-        """The kit is back: everything undelivered again, unless sent in the last second
-        (by another worker of the group, say)."""
+        """The kit is back (a live birth): everything undelivered again, whenever it was
+        last sent. A copy sent before this birth may have met no subscription (a kit's
+        first session, or one the broker did not keep), so even one sent a moment ago goes
+        again; the kit stores an assignment once and confirms a repeat. Only one worker of
+        a share group gets the birth, so this is one resend per birth, not one a worker."""
+        born = time.time()
         for row in self.db.undelivered_assignments(kit_id):
-            self._send_assignment(row, sent_before=time.time() - 1.0)
+            self._send_assignment(row, sent_before=born)
 
     def expire_stale_uploads(self) -> int:
         """Drop unfinished uploads without a chunk for ``stale_upload_s``; how many."""
@@ -467,6 +521,87 @@ class OfficeReceiver:
             log.info("%d unfinished upload(s) from kit %s expired (no chunk for %.0f s)",
                      sum(kit == kit_id for kit, _ in stale), kit_id, self.broker.stale_upload_s)
         return len(stale)
+
+    def prune_health_samples(self) -> bool:
+        """Delete health samples older than ``health_retention_s`` (by the receiver's clock,
+        which stamped them), in bounded deletes (:meth:`OfficeDb.prune_health_samples`);
+        whether none is left to delete."""
+        deleted, done = self.db.prune_health_samples(self.clock() - self.broker.health_retention_s)
+        if deleted:
+            log.info("%d health sample(s) older than %.0f days deleted%s", deleted,
+                     self.broker.health_retention_s / 86400, "" if done else "; more to go")
+        return done
+
+    # -- telemetry --------------------------------------------------------------------------
+    def _buffer(self, item: Telemetry) -> None:
+        """Hold one telemetry message for its batch; write the batch when it is due."""
+        if not self._telemetry:
+            self._telemetry_since = time.monotonic()
+        self._telemetry.append(item)
+        if (not self.batching or len(self._telemetry) >= self.broker.telemetry_batch_max
+                or time.monotonic() - self._telemetry_since >= self.broker.telemetry_batch_s):
+            self.flush_telemetry()
+
+    def flush_telemetry(self) -> int:
+        """Write the pending telemetry in one transaction; how many messages it held.
+
+        Never raises: a failure is logged and the receiver goes on. If the database refuses
+        the batch for its data (a value out of a column's range, say), each message is
+        written alone, so one bad row loses only itself; if it fails otherwise (locked past
+        the busy timeout, connection lost), the batch is dropped with one log line, as a
+        single message was before: telemetry comes again within minutes."""
+        items, self._telemetry = self._telemetry, []
+        if not items:
+            return 0
+        try:
+            self.db.write_telemetry(items)
+        except Exception as exc:  # the receiver must keep running
+            from django.db import DataError, IntegrityError
+
+            if not isinstance(exc, DataError | IntegrityError) or len(items) == 1:
+                self.counters["telemetry_lost"] += len(items)
+                log.exception("writing %d telemetry message(s) failed; dropped", len(items))
+                return len(items)
+            log.warning("a telemetry batch of %d messages was refused (%s); writing them one "
+                        "by one", len(items), type(exc).__name__)
+            for item in items:
+                try:
+                    self.db.write_telemetry([item])
+                except Exception as one:
+                    self.counters["telemetry_lost"] += 1
+                    if self._say(item.kit_id, "telemetry_write"):
+                        log.warning("telemetry from kit %s not stored: %s", item.kit_id,
+                                    type(one).__name__)
+                else:
+                    self.counters["telemetry"] += 1
+            return len(items)
+        self.counters["telemetry"] += len(items)
+        return len(items)
+
+    def _telemetry_of(self, kit_id: str, leaf: str, payload: bytes, now: float,
+                      retained: bool) -> Telemetry | None:
+        """A telemetry message decoded and checked (a bad payload raises ProtocolError
+        here, before anything is held); None when it changes nothing."""
+        if leaf == "location":
+            position, data = p.decode_location(payload)
+            if data.get("conn") == "o":
+                return None  # an offline point repeated for OwnTracks: the office has it
+                # from /track
+            if retained:
+                # The broker's copy of the last report, met on (re)subscribing: where the kit
+                # was at its own time, not a sign that it is there now.
+                columns = {"location": json.dumps(data),
+                           "location_at": min(now, float(position.tst))}
+            else:
+                columns = {"location": json.dumps(data), "location_at": now, "last_seen": now}
+            return Telemetry(kit_id, columns, (position,), "location")
+        if leaf == "health":
+            # Merged over the stored health when written (slow fields, software and operator,
+            # travel only on change: the last known stays); a sample for the kit page's chart.
+            return Telemetry(kit_id, {"health_at": now, "last_seen": now},
+                             health=p.decode_health(payload), at=now)
+        points = p.decode_track(payload)
+        return Telemetry(kit_id, {"last_seen": now}, tuple(points), "track")
 
     # -- incoming ---------------------------------------------------------------------------
     def _refused(self, kit_id: str, leaf: str, reason: str, what: str) -> None:
@@ -510,45 +645,24 @@ class OfficeReceiver:
                     p.OfficeStatus(online=True, tst=int(self.clock()))), qos=1, retain=True)
 
     def handle(self, kit_id: str, leaf: str, payload: bytes, *, retained: bool = False) -> None:
-        """Process one message from a kit (the topic already parsed)."""
+        """Process one message from a kit (the topic already parsed). Telemetry joins the
+        pending batch; anything else first has the batch written, so it sees (and comes
+        after) every telemetry message received before it."""
         now = self.clock()
+        if leaf in TELEMETRY_LEAVES:
+            item = self._telemetry_of(kit_id, leaf, payload, now, retained)
+            if item is not None:
+                self._buffer(item)
+            return
+        self.flush_telemetry()
         if leaf == "up":
             self._on_chunk(kit_id, p.decode_chunk(payload, max_data=self.broker.max_chunk_data))
-        elif leaf == "location":
-            position, data = p.decode_location(payload)
-            if data.get("conn") == "o":
-                return  # an offline point repeated for OwnTracks: the office has it from /track
-            if retained:
-                # The broker's copy of the last report, met on (re)subscribing: where the kit
-                # was at its own time, not a sign that it is there now.
-                self.db.set_location(kit_id, position, "location", location=json.dumps(data),
-                                     location_at=min(now, float(position.tst)))
-            else:
-                self.db.set_location(kit_id, position, "location", location=json.dumps(data),
-                                     location_at=now, last_seen=now)
-        elif leaf == "health":
-            health = p.decode_health(payload)
-            # Read, merge, write: one worker at a time. Telemetry: not waited on a receipt
-            # for, so committed without waiting for the disk (see telemetry_transaction).
-            with self._kit_locked(kit_id, telemetry=True):
-                old = self.db.kit(kit_id) or {}
-                merged = json.loads(old.get("health") or "{}")
-                # Slow fields (software, operator) travel only on change: keep the last known.
-                merged.update({k: v for k, v in health.__dict__.items() if v is not None})
-                self.db.set_kit(kit_id, health=json.dumps(merged), health_at=now,
-                                last_seen=now)
-                self.db.add_health_sample(kit_id, now, health)  # the kit page's day chart
         elif leaf == "status":
             status = p.decode_status(payload)
             with self._kit_locked(kit_id):
                 back = self._on_status(kit_id, status, now, retained)
             if back:
                 self.resend_assignments(kit_id)
-        elif leaf == "track":
-            points = p.decode_track(payload)
-            if points:
-                self.db.add_positions(kit_id, points, "track")
-            self.db.set_kit(kit_id, last_seen=now)
         elif leaf == "ack":
             self.db.assignment_answered(kit_id, p.decode_assignment_ack(payload))
         elif leaf == "result":
@@ -636,6 +750,16 @@ class OfficeReceiver:
                 self._reject(kit_id, rid, "conflict")
                 return
             colliding = str(held["sha256"])
+        # A revoked kit (reported lost): what it still uploads is received whole and held in
+        # quarantine for review, never taken as a record; answered ``revoked``.
+        revoked = self.db.is_revoked(kit_id)
+        if revoked:
+            count, size = self.db.quarantine_usage(kit_id)
+            if (self.db.is_quarantined(kit_id, rid, chunk.sha256.hex())
+                    or count >= self.broker.max_quarantined
+                    or size + chunk.size > self.broker.max_quarantined_bytes):
+                self._reject(kit_id, rid, "revoked")
+                return
         kit_keys = self.kits.get(kit_id)
         if kit_keys is None:
             self._reject(kit_id, rid, "kit_unknown")
@@ -670,6 +794,13 @@ class OfficeReceiver:
         if problem:
             self.db.drop_upload(kit_id, rid)
             self._reject(kit_id, rid, problem)
+            return
+        if revoked:
+            if self.db.quarantine_record(kit_id, rid, chunk.sha256.hex(), blob, sealed_at):
+                self.counters["quarantined"] += 1
+                log.warning("record %s from revoked kit %s held in quarantine for review "
+                            "(%d bytes)", rid, kit_id, len(blob))
+            self._reject(kit_id, rid, "revoked")
             return
         if colliding:
             if self.db.quarantine_record(kit_id, rid, chunk.sha256.hex(), blob, sealed_at):

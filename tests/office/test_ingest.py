@@ -106,6 +106,7 @@ def test_a_thousand_garbage_messages_leave_a_bounded_trace(office: Office,
                                                           caplog: pytest.LogCaptureFixture
                                                           ) -> None:
     caplog.set_level(logging.INFO, logger="office.receiver")
+    office.receiver.batching = True  # a refused payload is counted at once, never held
     kinds = [(TOPICS.up, b"\x00garbage"), (TOPICS.health, b"\xff\xff"),
              (TOPICS.status, b'{"v":2,"online":true}'), (f"{TOPICS.base}/nonsense", b"x")]
     for i in range(1000):
@@ -117,6 +118,7 @@ def test_a_thousand_garbage_messages_leave_a_bounded_trace(office: Office,
     lines = [r for r in caplog.records if r.name == "office.receiver"]
     assert len(lines) <= 2 * len(kinds), [r.getMessage() for r in lines]
     assert office.receiver.counters["refused"] == 1000
+    assert office.receiver._telemetry == [] and office.db.kits() == []
 
 
 def test_an_unregistered_kit_flooding_chunks_costs_counters_not_log_lines(
@@ -133,24 +135,33 @@ def test_an_unregistered_kit_flooding_chunks_costs_counters_not_log_lines(
     assert len(caplog.records) <= 4, [r.getMessage() for r in caplog.records]
 
 
-def test_offline_points_for_owntracks_are_not_stored_twice(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batching", [False, True], ids=["one-by-one", "batched"])
+def test_offline_points_for_owntracks_are_not_stored_twice(tmp_path: Path,
+                                                           batching: bool) -> None:
     """The kit repeats its offline path as OwnTracks locations (conn "o") after /track; the
     office keeps each point once, from /track, and the kit's location stays its live one."""
     office = Office(tmp_path)
+    office.receiver.batching = batching  # as serve() runs it; the batch written below
     live = p.Position(lat=-8.0954, lon=112.1609, tst=int(time.time()))
     office.send(TOPICS.location, p.encode_location(live, kit_id=KIT))
     old = p.Position(lat=-8.1210, lon=112.2030, tst=live.tst - 3600)
     office.send(TOPICS.track, p.encode_track([old]))
     office.send(TOPICS.location, p.encode_location(old, kit_id=KIT, conn="o"))
+    assert len(office.receiver._telemetry) == (2 if batching else 0)  # conn "o": not held
+    office.receiver.flush_telemetry()
     sources = [(r["tst"], r["source"]) for r in office.db.positions(KIT)]
     assert sources == [(old.tst, "track"), (live.tst, "location")]
     assert json.loads(office.db.kit(KIT)["location"])["lat"] == live.lat
 
 
-def test_a_retained_location_is_where_the_kit_was_not_that_it_is_online(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batching", [False, True], ids=["one-by-one", "batched"])
+def test_a_retained_location_is_where_the_kit_was_not_that_it_is_online(tmp_path: Path,
+                                                                         batching: bool) -> None:
     office = Office(tmp_path)
+    office.receiver.batching = batching
     then = p.Position(lat=-8.0954, lon=112.1609, tst=int(time.time()) - 7200)
     office.send(TOPICS.location, p.encode_location(then, kit_id=KIT), retain=True)
+    office.receiver.flush_telemetry()
     kit = office.db.kit(KIT)
     assert kit is not None and kit["location"]
     assert kit["location_at"] == pytest.approx(then.tst)

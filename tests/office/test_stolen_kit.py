@@ -207,3 +207,32 @@ def test_after_review_the_genuine_record_takes_its_place_and_the_kit_is_done(
 def run_office(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sync.cli", "--lang", "en", "office", *args],
                           capture_output=True, text=True, timeout=60)
+
+
+# -- a kit reported lost ------------------------------------------------------------------
+
+def test_a_revoked_kits_uploads_are_held_for_review_not_taken(office: Office) -> None:
+    """Revoked (the kit page's *Cabut kit*): a record it still gets through is received
+    whole and held in quarantine, answered ``revoked``; the same bytes again are answered
+    at once; after review (``quarantine take``) it becomes a record and the kit's resend
+    gets its receipt."""
+    office.db.conn.execute(
+        "INSERT INTO revocations (kit_id, revoked_at, revoked_by, reason, broker_error) "
+        "VALUES (%s, %s, %s, %s, %s)", (KIT, office.now, "kepala.dinas", "hilang", ""))
+    blob = office.record(os.urandom(9000))
+    sha = hashlib.sha256(blob).hexdigest()
+    answer = office.upload(blob)
+    assert (answer.kind, answer.reason, answer.retry_s) == ("reject", "revoked", 86400)
+    assert office.db.record(KIT, RID) is None
+    assert [q["sha256"] for q in office.db.quarantined(KIT)] == [sha]
+    chunks_before = office.receiver.counters["chunks"]
+    again = office.upload(blob)
+    assert again.reason == "revoked"
+    assert office.receiver.counters["chunks"] == chunks_before + 1  # refused at the first chunk
+    assert len(office.db.quarantined(KIT)) == 1
+    assert office.refused("revoked") == 2
+    # Found again and re-provisioned: staff take the held record after review.
+    office.db.conn.execute("DELETE FROM revocations WHERE kit_id = %s", (KIT,))
+    assert office.db.quarantine_take(KIT, RID, sha)
+    assert office.db.record_blob(KIT, RID) == blob and office.db.quarantined(KIT) == []
+    assert office.upload(blob).kind == "done"
