@@ -36,7 +36,17 @@ from django.utils import timezone, translation
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
-from office.models import Assignment, Command, HealthSample, Kit, Position, Record, Refusal
+from office.models import (
+    Assignment,
+    Command,
+    HealthSample,
+    Kit,
+    Position,
+    Record,
+    Refusal,
+    Revocation,
+)
+from office.web.commands import commands_context, result_text
 from office.web.roles import require
 
 log = logging.getLogger("office.web.fleet")
@@ -192,8 +202,8 @@ def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     s = max(0, int(seconds))
-    if s < 60:
-        return _("%(n)d dtk") % {"n": s}
+    if s < 60:  # in tens: a row's text changes every 10 s, not every second (row cache)
+        return _("%(n)d dtk") % {"n": s // 10 * 10}
     if s < 3600:
         return _("%(n)d mnt") % {"n": s // 60}
     if s < 86400:
@@ -274,7 +284,8 @@ def kit_view(kit: KitData, now: float, assignments: Iterable[Assignment] = ()) -
     oldest = h.get("outbox_oldest_s")
     battery_stale = st.presence != "online" or battery_at is None or (
         now - battery_at > st.health_period_s * STALE_FACTOR + STALE_MARGIN_S)
-    reason = {"lost": _("hilang kontak"), "shutdown": _("dimatikan")}.get(
+    reason = {"lost": _("hilang kontak"), "shutdown": _("dimatikan"),
+              "revoked": _("dicabut")}.get(
         status.get("reason", ""), "") if st.presence == "offline" else ""
     lat, lon = loc.get("lat"), loc.get("lon")
     return KitView(
@@ -379,6 +390,7 @@ def kit_page(request: HttpRequest, kit_id: str) -> HttpResponse:
         "offline_points": sum(1 for t in track if t[2] == "track"),
         "health": _health_rows(data), "events": kit_events(kit_id, start, data),
         "chart": health_chart(kit_id, start, now),
+        **commands_context(request, kit_id),
     })
 
 
@@ -473,10 +485,14 @@ def kit_events(kit_id: str, since: float, kit: KitData) -> list[dict[str, Any]]:
     for c in Command.objects.filter(kit_id=kit_id).filter(
             Q(queued_at__gte=since) | Q(result_at__gte=since)).defer("payload"):
         events.append((c.queued_at, "command", _("Perintah %(n)s diantrekan") % {"n": c.name}))
-        if c.result_at is not None:
+        if c.result_at is not None and c.result_at >= since:
             events.append((c.result_at, "command", (
-                _("Perintah %(n)s berhasil") if c.result_ok else _("Perintah %(n)s gagal"))
-                % {"n": c.name}))
+                _("Perintah %(n)s berhasil: %(r)s") if c.result_ok
+                else _("Perintah %(n)s %(r)s")) % {"n": c.name, "r": result_text(c)}))
+    revocation = Revocation.objects.filter(kit_id=kit_id, revoked_at__gte=since).first()
+    if revocation is not None:
+        events.append((revocation.revoked_at, "command", _("Kit dicabut oleh %(by)s") % {
+            "by": revocation.revoked_by}))
     for f in Refusal.objects.filter(kit_id=kit_id, ts__gte=since):
         events.append((f.ts, "refusal", _("Ditolak: %(leaf)s, %(why)s") % {
             "leaf": f.leaf, "why": f.reason}))
@@ -618,22 +634,37 @@ class FleetStream:
         self.version = 0
 
     def start(self, since: float | None) -> list[str]:
-        """At connect: the rows as the page (rendered at ``since``) drew them, then what
-        differs from them now."""
+        """At connect: the rows the page (rendered at ``since``) drew that are no longer
+        right now, judged now: a kit reported since, or its view at ``since`` is not its
+        view now (an age moved on, a kit went grey).
+
+        The other rows stand as drawn: the page is as current as the hub's last judgement
+        of them (or more: the page may be newer than it), and the next tick re-judges them.
+        Comparing with the hub's views instead would resend, just after every page load,
+        each row whose age the page already shows newer (hundreds in a fleet of 1,000)."""
         hub = self.hub
-        at = time.time() if since is None else since
+        now = time.time()
+        at = now if since is None else since
         with translation.override(hub.lang):
-            self.sent = {i: kit_view(k, at, a) for i, (k, a) in hub.data.items()}
+            fresh = {i: kit_view(k, now, a) for i, (k, a) in hub.data.items()}
+            shown = fresh if at == now else {
+                i: kit_view(k, at, a) for i, (k, a) in hub.data.items()}
+        changed = {i for i, (k, _a) in hub.data.items()
+                   if fresh[i] != shown[i] or max(k.status_at or 0, k.health_at or 0,
+                                                  k.location_at or 0, k.last_seen or 0) > at}
+        self.sent = {i: shown[i] if i in changed else hub.views.get(i, shown[i])
+                     for i in shown}
         self.version = hub.version
-        return self._diff(set(hub.views))
+        return self._diff(changed, fresh)
 
     def next(self) -> list[str]:
         ids = self.hub.changed_since(self.version)
         self.version = self.hub.version
         return self._diff(set(self.hub.views) if ids is None else ids)
 
-    def _diff(self, ids: set[str]) -> list[str]:
-        views = [v for i in sorted(ids) if (v := self.hub.views.get(i)) is not None
+    def _diff(self, ids: set[str], current: dict[str, KitView] | None = None) -> list[str]:
+        now = self.hub.views if current is None else current
+        views = [v for i in sorted(ids) if (v := now.get(i)) is not None
                  and self.sent.get(i) != v]
         if not views:
             return []
@@ -695,7 +726,9 @@ async def _stream(since: float | None, lang: str) -> AsyncIterator[str]:
 
 @require("office.view_fleet")
 async def fleet_events(request: HttpRequest) -> StreamingHttpResponse:
-    """Server-Sent Events: ``rows`` (htmx out-of-band rows) and ``kits`` (marker JSON)."""
+    """Server-Sent Events: ``rows`` (rows to swap by id, marked as htmx out-of-band swaps)
+    and ``kits`` (marker JSON). One per browser, not per tab: ``fleet.js`` has the tabs
+    share the stream of one of them, which reconnects from ``?since=`` (or Last-Event-ID)."""
     since: float | None = None
     for text in (request.headers.get("Last-Event-ID"), request.GET.get("since")):
         with contextlib.suppress(TypeError, ValueError):

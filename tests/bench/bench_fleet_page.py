@@ -6,13 +6,24 @@ Runs ``jaranijo office web`` (uvicorn, its own process) over a SQLite office dat
 * server time of ``/`` (median of several requests, over HTTP on localhost), against a
   baseline of the same queries without rendering (the ``kits`` and ``assignments`` reads
   the view makes), and the Python time of judging the rows (staleness, ages);
-* time until headless Chromium has drawn the page (table and 1,000 markers, one frame
-  painted after), from navigation start;
+* time until headless Chromium has drawn the page, from navigation start (median of
+  several loads, 2 s apart so that a load does not meet the previous page's stream
+  opening). "Drawn" is the later of DOMContentLoaded's end and the page's own
+  ``fleet-drawn`` performance mark, which ``fleet.js`` sets in the second animation frame
+  after placing every marker on the map's canvas: by then a frame with all the markers and
+  the table laid out has been painted. The parts are printed too (server's answer, HTML
+  received, parsed, scripts run);
 * live update delay: from a health report handed to the real receiver (committed as the
-  ingest commits) to the new battery value in the page's row, with 20 pages open (tabs
-  of one Chromium, each with its own event stream), median and worst of several.
+  ingest commits) to the new battery value in a page's row, median and worst over several
+  reports, (a) with 20 tabs of one Chromium open, which share one event stream (one tab
+  leads and passes the events on), every tab's delay counted; (b) with one Chromium page
+  and 19 more office PCs' streams (plain HTTP readers: 20 Chromiums would be 20 PCs' worth
+  of work on this one machine), 20 streams at the server.
 
     .venv/bin/python -m tests.bench.bench_fleet_page
+
+Before the canvas markers, grid rows and the shared stream (2026-12-01, same machine):
+GET / 146 ms; drawn 3.0-8.3 s; live delay 381 ms median, worst 3.7 s, 20 pages.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ KITS = 1000
 REQUESTS = 9
 PAGES = 20
 UPDATES = 12
+LOADS = 7
 
 
 def kit_id(i: int) -> str:
@@ -73,11 +85,13 @@ class Stream(threading.Thread):
         self.url, self.cookie = url, cookie
         self.open = False
         self.seen: float | None = None
+        self.sent = 0.0
         self._want: tuple[str, str] = ("", "")
         self._stop = threading.Event()
 
     def expect(self, kit: str, battery: int) -> None:
         self.seen = None
+        self.sent = time.time()
         self._want = (f'id="kit-{kit}"', f'data-field="battery">{battery} %')
 
     def stop(self) -> None:
@@ -104,6 +118,84 @@ class Stream(threading.Thread):
         conn.close()
 
 
+# fleet.js's marks and the browser's navigation timing, read once the page is drawn.
+DRAWN_JS = """
+    var done = arguments[arguments.length - 1];
+    (function check() {
+      var s = window.jaranijoFleet, n = performance.getEntriesByType('navigation')[0];
+      var mark = performance.getEntriesByName('fleet-drawn')[0];
+      if (s && mark && n && n.domContentLoadedEventEnd > 0) {
+        done({drawn: Math.max(mark.startTime, n.domContentLoadedEventEnd),
+              request: n.requestStart, response: n.responseStart, received: n.responseEnd,
+              parsed: n.domInteractive, dcl: n.domContentLoadedEventEnd,
+              markers: s.markers.size,
+              rows: document.querySelectorAll('#fleet-rows tr').length});
+      } else { setTimeout(check, 10); }
+    })();"""
+
+# Each row the page swaps in (or appends) for a kit the bench will report on, with when.
+WATCH_JS = """
+    var ids = new Set(arguments[0]);
+    window.__rows = [];
+    new MutationObserver(function (records) {
+      var t = performance.timeOrigin + performance.now();
+      records.forEach(function (r) { r.addedNodes.forEach(function (n) {
+        if (n.id && ids.has(n.id)) {
+          var b = n.querySelector('td.battery .value');
+          window.__rows.push([n.id, b ? b.textContent.trim() : '', t]);
+        }
+      }); });
+    }).observe(document.getElementById('fleet-rows'), {childList: true});"""
+
+
+def seen_at(rows: list[list[object]], kit: str, battery: int, sent: float) -> float | None:
+    """When a page's log shows ``kit``'s row with ``battery``, reported at ``sent``."""
+    for row_id, text, t in rows:
+        if row_id == f"kit-{kit}" and text == f"{battery} %" and float(str(t)) / 1000 >= sent:
+            return float(str(t)) / 1000 - sent
+    return None
+
+
+def summary(delays: list[float], asked: int) -> str:
+    if not delays:
+        return "none seen within 20 s"
+    return (f"median {statistics.median(delays) * 1000:.0f} ms, worst {max(delays) * 1000:.0f}"
+            f" ms ({len(delays)} of {asked} seen)")
+
+
+def hover_and_look(driver: object) -> str:
+    """Screenshots of the page with 1,000 kits (artefacts/web/): a marker hovered, and the
+    table scrolled to its middle (rows drawn as they come on screen). The label shown."""
+    from selenium.webdriver.chrome.webdriver import WebDriver
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import screenshot
+
+    assert isinstance(driver, WebDriver)
+    x, y = driver.execute_script(
+        "var s = window.jaranijoFleet, p = s.map.latLngToContainerPoint("
+        "s.markers.get(arguments[0]).getLatLng()), r = document.getElementById('fleet-map')"
+        ".getBoundingClientRect(); return [p.x - r.width / 2, p.y - r.height / 2];",
+        kit_id(KITS // 2 + 20))
+    ActionChains(driver).move_to_element_with_offset(
+        driver.find_element(By.ID, "fleet-map"), int(x), int(y)).perform()
+    label = ""
+    deadline = time.monotonic() + 5
+    while not label and time.monotonic() < deadline:
+        label = str(driver.execute_script(
+            "var t = document.querySelector('.leaflet-tooltip.kit-label');"
+            "return t ? t.textContent : '';"))
+        time.sleep(0.05)
+    screenshot(driver, "fleet-1000")
+    driver.execute_script("document.getElementById('kit-' + arguments[0]).scrollIntoView();",
+                          kit_id(KITS // 2))
+    time.sleep(0.3)
+    screenshot(driver, "fleet-1000-table")
+    driver.execute_script("window.scrollTo(0, 0);")
+    return label
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     os.environ["JARANIJO_OFFICE_DB"] = str(root / "office.db")  # this process reads it too
@@ -111,6 +203,8 @@ def main() -> None:
     from office.db import setup_django
 
     setup_django()
+    from selenium.webdriver.chrome.webdriver import WebDriver
+
     from office.models import Assignment, Kit
     from office.web import fleet as f
     from tests.browser import open_chromium
@@ -141,6 +235,33 @@ def main() -> None:
         f.fleet_views(time.time())
         judge.append(time.perf_counter() - t)
 
+    def report(driver: WebDriver, updates: list[tuple[str, int]], tabs: list[str],
+               settle: float) -> list[float]:
+        """Send each health report, wait until the current tab shows it (and ``settle``
+        seconds more for the others), then read every tab's log: the delays."""
+        sent_at: list[float] = []
+        for kit, battery in updates:
+            sent = time.time()
+            bench.health(kit, battery=battery)
+            sent_at.append(sent)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and seen_at(
+                    driver.execute_script("return window.__rows;"), kit, battery, sent) is None:
+                time.sleep(0.02)
+            time.sleep(settle)
+        out: list[float] = []
+        for handle in tabs:
+            driver.switch_to.window(handle)
+            rows = driver.execute_script("return window.__rows;")
+            for (kit, battery), sent in zip(updates, sent_at, strict=True):
+                delay = seen_at(rows, kit, battery, sent)
+                if delay is not None:
+                    out.append(delay)
+        return out
+
+    watched = [f"kit-{kit_id(i)}" for i in range(KITS)]
+    tab_updates = [(kit_id(1 + n * 37 % (KITS - 1)), 1 + n) for n in range(UPDATES)]
+    pc_updates = [(kit_id(500 + n * 41 % (KITS - 501)), 1 + n) for n in range(UPDATES)]
     with running_web(root / "office.db", root / "web") as url:
         served, size = [], 0
         for i in range(REQUESTS + 1):
@@ -155,30 +276,58 @@ def main() -> None:
             driver.set_script_timeout(60)
             driver.get(url + "/static/office.css")
             driver.add_cookie({"name": "sessionid", "value": cookie, "path": "/"})
-            drawn = []
-            for _ in range(3):
+            loads = []
+            for n in range(LOADS):
+                if n:  # the last page's stream has opened, and the server sent its rows
+                    time.sleep(2)
                 driver.get(url + "/")
-                drawn.append(driver.execute_async_script("""
-                    var done = arguments[arguments.length - 1], n = arguments[0];
+                load = driver.execute_async_script(DRAWN_JS)
+                assert load["markers"] == KITS and load["rows"] == KITS, load
+                loads.append(load)
+            hovered = hover_and_look(driver)
+
+            # (a) 20 tabs of this Chromium: one stream between them.
+            tabs = [driver.current_window_handle]
+            driver.execute_script(WATCH_JS, watched)
+            for _ in range(PAGES - 1):
+                driver.switch_to.new_window("tab")
+                driver.get(url + "/")
+                driver.execute_async_script(DRAWN_JS)
+                driver.execute_script(WATCH_JS, watched)
+                tabs.append(driver.current_window_handle)
+            roles: list[str] = []
+            opened = 0
+            for handle in tabs:
+                driver.switch_to.window(handle)
+                driver.execute_async_script("""
+                    var done = arguments[arguments.length - 1];
                     (function check() {
-                      var s = window.jaranijoFleet;
-                      if (s && s.markers.size === n && document.querySelectorAll(
-                          '#fleet-rows tr').length === n) {
-                        requestAnimationFrame(function () { requestAnimationFrame(function () {
-                          done(performance.now()); }); });
-                      } else { setTimeout(check, 10); }
-                    })();""", KITS))
-            # One browser holds at most 6 connections to a host (HTTP/1.1), so 20 pages
-            # are 20 office PCs: this one measured in Chromium, 19 more as plain streams.
+                      var s = window.fleetStream;
+                      if (s && s.role !== 'starting' && (s.role === 'follower' || s.live)) {
+                        done(true); } else { setTimeout(check, 20); }
+                    })();""")
+                state = driver.execute_script("return [window.fleetStream.role, "
+                                              "window.fleetStream.opened];")
+                roles.append(state[0])
+                opened += int(state[1])
+            time.sleep(1)
+            tab_delays = report(driver, tab_updates, tabs, settle=1.0)
+            for handle in tabs[1:]:
+                driver.switch_to.window(handle)
+                driver.close()
+            driver.switch_to.window(tabs[0])
+
+            # (b) One Chromium page and 19 other office PCs' streams: 20 at the server.
             others = [Stream(url, cookie) for _ in range(PAGES - 1)]
             for other in others:
                 other.start()
             driver.get(url + "/")
+            driver.execute_async_script(DRAWN_JS)
+            driver.execute_script(WATCH_JS, watched)
             driver.execute_async_script("""
                 var done = arguments[arguments.length - 1];
                 (function check() {
-                  var l = document.getElementById('live');
-                  if (l && l.classList.contains('on')) { done(true); }
+                  if (window.fleetStream && window.fleetStream.live) { done(true); }
                   else { setTimeout(check, 20); }
                 })();""")
             deadline = time.monotonic() + 30
@@ -187,58 +336,41 @@ def main() -> None:
             delays: list[float] = []
             streamed: list[float] = []
             missed = 0
-            for n in range(UPDATES):
-                kit = kit_id(1 + n * 37 % (KITS - 1))
-                battery = 1 + n  # a value no kit shows yet
-                driver.execute_script("""
-                    window.__seen = null;
-                    var want = arguments[1] + ' %';
-                    var id = arguments[0];
-                    window.__obs && window.__obs.disconnect();
-                    window.__obs = new MutationObserver(function () {
-                      var c = document.querySelector('#kit-' + id + ' td.battery');
-                      if (c && c.textContent.indexOf(want) >= 0 && window.__seen === null) {
-                        window.__seen = performance.timeOrigin + performance.now();
-                      }
-                    });
-                    window.__obs.observe(document.getElementById('fleet-rows'),
-                                         {childList: true, subtree: true, characterData: true});
-                    """, kit, battery)
+            for kit, battery in pc_updates:
                 for other in others:
                     other.expect(kit, battery)
-                sent = time.time()
-                bench.health(kit, battery=battery)
-                seen = None
-                deadline = time.monotonic() + 20
-                while seen is None and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                    seen = driver.execute_script("return window.__seen;")
-                if seen is not None:
-                    delays.append(seen / 1000 - sent)
-                time.sleep(0.5)
-                streamed += [o.seen - sent for o in others if o.seen is not None]
+                delays += report(driver, [(kit, battery)], [tabs[0]], settle=0.5)
+                streamed += [o.seen - o.sent for o in others if o.seen is not None]
                 missed += sum(o.seen is None for o in others)
             for other in others:
                 other.stop()
+
     ms = 1000
+    drawn = sorted(load["drawn"] for load in loads)
+    mid = min(loads, key=lambda load: abs(load["drawn"] - statistics.median(drawn)))
     print(f"fleet monitor bench ({KITS} kits, SQLite, uvicorn on localhost, headless Chromium)")
     print(f"  GET / : median {statistics.median(served) * ms:.0f} ms over {len(served)} requests "
           f"({size / 1024:.0f} KiB of HTML); baseline, the same queries without rendering: "
           f"{statistics.median(base) * ms:.1f} ms; rows judged (staleness, ages), no template: "
           f"{statistics.median(judge) * ms:.1f} ms")
-    print(f"  Chromium, navigation to table and {KITS} markers drawn: median "
-          f"{statistics.median(drawn):.0f} ms (of {', '.join(f'{d:.0f}' for d in drawn)})")
-    if delays:
-        print(f"  live update, health report into the receiver -> row changed, {PAGES} pages "
-              f"open: median {statistics.median(delays) * ms:.0f} ms, worst "
-              f"{max(delays) * ms:.0f} ms over {len(delays)} of {UPDATES} updates "
-              f"(poll every {f.POLL_S:.1f} s)")
-    else:
-        print("  live update: no change seen within 20 s")
-    if streamed:
-        print(f"  the same, at the other {PAGES - 1} pages' event streams: median "
-              f"{statistics.median(streamed) * ms:.0f} ms, worst {max(streamed) * ms:.0f} ms "
-              f"({missed} not seen within 0.5 s of the Chromium page)")
+    print(f"  Chromium, navigation start to drawn (table laid out, {KITS} markers on the canvas,"
+          f" painted): median {statistics.median(drawn):.0f} ms over {len(drawn)} loads "
+          f"(of {', '.join(f'{d:.0f}' for d in drawn)})")
+    print(f"    the median load's parts: server answered {mid['response'] - mid['request']:.0f} "
+          f"ms, HTML received {mid['received']:.0f} ms, parsed {mid['parsed']:.0f} ms, "
+          f"scripts and DOMContentLoaded {mid['dcl']:.0f} ms, drawn {mid['drawn']:.0f} ms")
+    client = sorted(load["drawn"] - load["received"] for load in loads)
+    print(f"    in the browser alone (HTML received to drawn): median "
+          f"{statistics.median(client):.0f} ms (of {', '.join(f'{d:.0f}' for d in client)})")
+    print(f"    a marker hovered shows: {hovered!r} (screenshots: artefacts/web/fleet-1000*.png)")
+    print(f"  live update, health report into the receiver -> row changed (poll every "
+          f"{f.POLL_S:.1f} s):")
+    print(f"    (a) {PAGES} tabs of one Chromium ({roles.count('leader')} leader, "
+          f"{roles.count('follower')} followers, {opened} stream opened in all), every tab: "
+          f"{summary(tab_delays, len(tab_updates) * len(tabs))}")
+    print(f"    (b) one Chromium page, {PAGES - 1} more PCs' streams ({PAGES} at the server): "
+          f"the page {summary(delays, len(pc_updates))}")
+    print(f"        at the other {PAGES - 1} streams: {summary(streamed, len(streamed) + missed)}")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,16 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from office.db import setup_django
-from tests.browser import browser, screenshot  # noqa: F401  (the fixture)
+from tests.browser import (  # noqa: F401  (browser: the fixture)
+    browser,
+    log_in,
+    screenshot,
+    wait,
+)
 from tests.office.web.fleet_helpers import (
     Fleet,
     make_user,
@@ -124,21 +129,33 @@ def test_the_fleet_needs_a_login_and_view_fleet(office: Office) -> None:
     assert get(office.url + "/kits/no-such-kit/", office.cookie)[0] == 404
 
 
-def log_in(driver: WebDriver, office: Office) -> None:
-    driver.get(office.url + "/static/office.css")
-    driver.add_cookie({"name": "sessionid", "value": office.cookie, "path": "/",
-                       "sameSite": "Strict"})
-
-
-def wait(driver: WebDriver, what: str, timeout: float = 15) -> None:
-    WebDriverWait(driver, timeout, poll_frequency=0.1).until(
-        lambda d: d.execute_script(f"return Boolean({what});"), what)
 
 
 def cell(driver: WebDriver, kit_id: str, column: str) -> str:
     return str(driver.execute_script(
         "var c = document.querySelector(arguments[0]); return c ? c.className + '|' + "
         "c.textContent.replace(/\\s+/g, ' ').trim() : '';", f"#kit-{kit_id} td.{column}"))
+
+
+def marker(driver: WebDriver, kit_id: str) -> dict[str, object]:
+    """A kit's marker as the page drew it on the map's canvas (fleet.js tells)."""
+    state = driver.execute_script("return window.jaranijoFleet.marker(arguments[0]);", kit_id)
+    assert isinstance(state, dict), f"no marker for {kit_id}"
+    return state
+
+
+def colour(driver: WebDriver, name: str) -> str:
+    """One colour of the office palette (office.css custom properties)."""
+    return str(driver.execute_script(
+        "return getComputedStyle(document.documentElement).getPropertyValue(arguments[0])"
+        ".trim();", name))
+
+
+def page_errors(driver: WebDriver) -> list[str]:
+    """Script errors and Content Security Policy refusals in the browser's console (a
+    missing favicon is not the page's)."""
+    return [e["message"] for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and "favicon" not in e["message"]]
 
 
 LIVE, OLD, NOTPM = "blitar-kit-01", "blitar-kit-07", "blitar-kit-12"
@@ -170,9 +187,13 @@ def test_rows_and_markers_change_live_and_old_reports_are_grey(office: Office,
     assert "stale" in cell(browser, OLD, "location").split("|")[0]
     assert "luring" in cell(browser, OLD, "presence")
     assert "tanpa TPM" in cell(browser, NOTPM, "kit-id")
-    assert browser.execute_script(
-        "return window.jaranijoFleet.markers.get(arguments[0]).getElement()"
-        ".classList.contains('stale');", OLD)
+    # The markers are drawn on a canvas: the page tells what each one is drawn as.
+    assert marker(browser, OLD)["stale"] and marker(browser, OLD)["fill"] == colour(browser,
+                                                                                    "--stale")
+    assert not marker(browser, LIVE)["stale"]
+    assert marker(browser, LIVE)["fill"] == colour(browser, "--ok")
+    assert marker(browser, NOTPM)["presence"] == "online"
+    assert marker(browser, OLD)["ring"] == colour(browser, "--bad")  # offline, in its ring
     wait(browser, "document.getElementById('live').classList.contains('on')")
     screenshot(browser, "fleet")
     # Remember this page: a reload would make a new map, new markers and drop the mark.
@@ -196,7 +217,21 @@ def test_rows_and_markers_change_live_and_old_reports_are_grey(office: Office,
     fl.locate("blitar-kit-20", -8.0801, 112.2002)
     wait(browser, "document.getElementById('kit-blitar-kit-20') && "
                   "window.jaranijoFleet.markers.size === 4", timeout=5)
+    assert marker(browser, "blitar-kit-20")["fill"] == colour(browser, "--ok")
+    assert browser.execute_script(
+        "return document.querySelectorAll('#fleet-rows tr#kit-blitar-kit-20').length;") == 1
     screenshot(browser, "fleet-live")
+    assert not page_errors(browser)
+    # A marker is a link to its kit's page, as the kit's name in the row is.
+    assert str(browser.find_element(By.CSS_SELECTOR, f"#kit-{LIVE} td.kit-id a").get_attribute(
+        "href")).endswith(f"/kits/{LIVE}/")
+    x, y = browser.execute_script(
+        "var s = window.jaranijoFleet, p = s.map.latLngToContainerPoint("
+        "s.markers.get(arguments[0]).getLatLng()), r = document.getElementById('fleet-map')"
+        ".getBoundingClientRect(); return [p.x - r.width / 2, p.y - r.height / 2];", NOTPM)
+    ActionChains(browser).move_to_element_with_offset(
+        browser.find_element(By.ID, "fleet-map"), int(x), int(y)).click().perform()
+    wait(browser, f"window.location.pathname === '/kits/{NOTPM}/'")
 
 
 def test_a_kit_that_goes_quiet_turns_grey_without_reload(office: Office,
@@ -220,8 +255,8 @@ def test_a_kit_that_goes_quiet_turns_grey_without_reload(office: Office,
                   ".contains('stale')", timeout=6 + f.TICK_S + 5)
     assert "mnt lalu" in cell(browser, LIVE, "battery")
     assert browser.execute_script("return window.__samePage === 'yes';")
-    wait(browser, "window.jaranijoFleet.markers.get('blitar-kit-01')"
-                  ".getElement().classList.contains('stale')", timeout=3)
+    wait(browser, "window.jaranijoFleet.marker('blitar-kit-01').stale", timeout=3)
+    assert marker(browser, LIVE)["fill"] == colour(browser, "--stale")
     screenshot(browser, "fleet-stale")
 
 
