@@ -24,6 +24,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from office.certs import CaFiles, issue_server, make_ca
@@ -31,6 +32,77 @@ from sync import protocol as p
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+
+
+@dataclass(frozen=True)
+class BrokerAccounts:
+    """The broker's password file and ACL file, and how to make Mosquitto reread them.
+
+    A folder holding ``passwd``, ``acl`` and (optionally) ``mosquitto.pid``: what
+    :class:`LocalBroker` writes, and what an office server's
+    ``/etc/mosquitto/conf.d/jaranijo.conf`` points at (``password_file``, ``acl_file``,
+    ``pid_file``; see the README). On ``SIGHUP`` Mosquitto rereads both files and
+    disconnects every client whose login no longer holds, which cannot connect again.
+    """
+
+    directory: Path
+
+    @property
+    def passwd(self) -> Path:
+        return self.directory / "passwd"
+
+    @property
+    def acl(self) -> Path:
+        return self.directory / "acl"
+
+    @property
+    def pid_file(self) -> Path:
+        """The broker's pid: ``DIR/mosquitto.pid`` (what :class:`LocalBroker` writes), else
+        Debian's ``/run/mosquitto/mosquitto.pid``."""
+        here = self.directory / "mosquitto.pid"
+        debian = Path("/run/mosquitto/mosquitto.pid")
+        return debian if not here.exists() and debian.exists() else here
+
+    def revoke(self, kit_id: str) -> str:
+        """Remove ``kit_id``'s login and deny it every topic, then have the broker reload.
+
+        Idempotent. Raises :class:`OSError` when the files cannot be rewritten (nothing
+        changed then). Returns "" when the broker was told to reload, else a note on who
+        reloads it (in English, for the log and the page): the files are changed either
+        way, so a broker (re)started later reads them."""
+        kit_id = p.check_kit_id(kit_id)
+        lines = self.passwd.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if line.split(":", 1)[0] != kit_id]
+        if kept != lines:
+            _replace(self.passwd, "".join(kept))
+        acl = self.acl.read_text(encoding="utf-8")
+        block = p.revoked_acl_lines(kit_id)
+        if f"\nuser {kit_id}\ntopic deny" not in acl:
+            _replace(self.acl, acl.rstrip("\n") + "\n" + "\n".join(block) + "\n")
+        return self.reload()
+
+    def reload(self) -> str:
+        """``SIGHUP`` to the broker named by the pid file; "" when sent, else a note."""
+        try:
+            pid = int(self.pid_file.read_text(encoding="ascii").strip())
+            os.kill(pid, signal.SIGHUP)
+        except (OSError, ValueError) as exc:
+            return (f"the broker was not signalled ({exc}); it rereads the files when "
+                    "reloaded: jaranijo-broker-reload.path does it on a change, else "
+                    "'systemctl reload mosquitto'")
+        return ""
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` in place of ``path`` atomically, keeping its mode."""
+    mode = path.stat().st_mode & 0o777
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
 
 
 def free_port() -> int:
@@ -61,6 +133,7 @@ class LocalBroker:
         self.proc: subprocess.Popen[bytes] | None = None
         self.tls = tls
         self.ca: CaFiles | None = None
+        self.accounts = BrokerAccounts(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "data").mkdir(exist_ok=True)
         passwd = directory / "passwd"
@@ -82,6 +155,7 @@ class LocalBroker:
             "use_username_as_clientid true",
             "persistence true",
             f"persistence_location {directory / 'data'}/",
+            f"pid_file {self.accounts.pid_file}",
             "autosave_interval 1",
             f"log_dest file {directory / 'mosquitto.log'}",
             "log_type error",

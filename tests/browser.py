@@ -112,3 +112,28 @@ def screenshot(driver: WebDriver, name: str) -> Path:
     if not driver.save_screenshot(str(path)):
         raise RuntimeError(f"Chromium could not save a screenshot to {path}")
     return path
+
+
+# -- what every page test does -----------------------------------------------------------------
+def log_in(driver: WebDriver, site: object, cookie: str | None = None) -> None:
+    """Give the browser the session cookie ``cookie`` (default ``site.cookie``) for the web
+    app at ``site.url``: a static file first, so the cookie has a page of that origin."""
+    url = str(site.url)  # type: ignore[attr-defined]
+    driver.get(url + "/static/office.css")
+    driver.add_cookie({"name": "sessionid", "value": cookie or str(site.cookie),  # type: ignore[attr-defined]
+                       "path": "/", "sameSite": "Strict"})
+
+
+def wait(driver: WebDriver, what: str, timeout: float = 20) -> None:
+    """Until the JavaScript expression ``what`` is truthy on the page."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout, poll_frequency=0.1).until(
+        lambda d: d.execute_script(f"return Boolean({what});"), what)
+
+
+def text_of(driver: WebDriver, selector: str) -> str:
+    """The text of the first element matching ``selector``, whitespace folded ("" if none)."""
+    return str(driver.execute_script(
+        "var e = document.querySelector(arguments[0]);"
+        "return e ? e.textContent.replace(/\\s+/g, ' ').trim() : '';", selector))

@@ -33,7 +33,15 @@ ACTIONS: dict[str, Any] = {
     "view_audit": _("Melihat log audit"),
     "view_personal": _("Melihat data pribadi"),
     "export_records": _("Mengekspor rekaman"),
+    "review_record": _("Mengubah status pemeriksaan rekaman"),
     "create_user": _("Membuat pengguna"),
+    "ack_alert": _("Mengakui peringatan"),
+    "alert_settings": _("Mengubah pengaturan peringatan"),
+    "command_kit": _("Mengirim perintah ke kit"),
+    "wipe_kit": _("Menghapus kunci kit dari jauh"),
+    "revoke_kit": _("Mencabut kit yang hilang"),
+    "ktp_issued": _("Menandai KTP-el dicetak/diserahkan"),
+    "clock_days": _("Mengubah tabel hari kerja"),
 }
 
 

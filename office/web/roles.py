@@ -33,10 +33,14 @@ ROLES: dict[str, tuple[str, ...]] = {
     "operator": ("office.view_fleet", "office.view_personal", "office.export_records"),
     # Bidang Dafduk schedules the visits and assigns kits.
     "scheduler": ("office.view_fleet", "office.schedule_visits"),
-    # Kepala Dinas: all of the above, commands and remote wipe, and the audit log.
+    # Kepala Dinas: all of the above, commands and remote wipe, the audit log, the alert
+    # thresholds, and the KTP-el clock's working-day table and setting.
     "head": ("office.view_fleet", "office.view_personal", "office.export_records",
              "office.schedule_visits", "office.command_kit", "office.wipe_kit",
-             "office.view_auditentry"),
+             "office.view_auditentry", "office.change_alertsettings",
+             "office.add_workingdayoverride", "office.change_workingdayoverride",
+             "office.delete_workingdayoverride", "office.view_workingdayoverride",
+             "office.change_clocksettings"),
     # Everything, including managing users and roles.
     "admin": (ALL,),
 }
@@ -85,7 +89,10 @@ def sync_groups(apps: Any, using: str) -> None:
         if ALL in wanted:
             perms = list(everything)
         else:
-            perms = [_permission(permission_model, using, name) for name in wanted]
+            # A permission of a model a later migration makes is not there yet when an
+            # earlier migration syncs: the sync after the last migration (post_migrate) adds it.
+            perms = [perm for name in wanted
+                     if (perm := _permission(permission_model, using, name)) is not None]
         group.permissions.set(perms)
 
 
@@ -106,8 +113,8 @@ def sync_after_migrate(sender: Any, apps: Any = None, using: str = "default",
 
 def _permission(permission_model: Any, using: str, name: str) -> Any:
     app_label, codename = name.split(".", 1)
-    return permission_model.objects.using(using).get(
-        content_type__app_label=app_label, codename=codename)
+    return permission_model.objects.using(using).filter(
+        content_type__app_label=app_label, codename=codename).first()
 
 
 def _forbidden(request: HttpRequest, perms: Iterable[str]) -> HttpResponse:

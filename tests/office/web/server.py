@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
@@ -22,15 +22,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_web(db: str | Path, data_dir: Path, *, log: Path | None = None) -> Iterator[str]:
-    """Start the web app on ``db``; yields its base URL (``http://127.0.0.1:PORT``)."""
+def running_web(db: str | Path, data_dir: Path, *, log: Path | None = None,
+                args: Sequence[str] = ()) -> Iterator[str]:
+    """Start the web app on ``db`` (more ``office web`` options in ``args``: ``--keys``,
+    ``--broker``); yields its base URL (``http://127.0.0.1:PORT``)."""
     port = free_port()
     log = log or data_dir / "web.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sync.cli", "office", "web", "--db", str(db), "--data",
-             str(data_dir), "--listen", f"127.0.0.1:{port}"],
+             str(data_dir), "--listen", f"127.0.0.1:{port}", *args],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     try:

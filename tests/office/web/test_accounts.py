@@ -42,7 +42,10 @@ MAY: dict[str, set[str]] = {
     "scheduler": {"office.view_fleet", "office.schedule_visits"},
     "head": {"office.view_fleet", "office.view_personal", "office.export_records",
              "office.schedule_visits", "office.command_kit", "office.wipe_kit",
-             "office.view_auditentry"},
+             "office.view_auditentry", "office.change_alertsettings",
+             "office.add_workingdayoverride", "office.change_workingdayoverride",
+             "office.delete_workingdayoverride", "office.view_workingdayoverride",
+             "office.change_clocksettings"},
 }
 OFFICE_PERMS = {"office.view_fleet", "office.view_personal", "office.export_records",
                 "office.schedule_visits", "office.command_kit", "office.wipe_kit",
