@@ -149,7 +149,7 @@ def _start_tpm(tell: Narrator, root: Path, stack: contextlib.ExitStack) -> str:
 
 
 def _start_web(tell: Narrator, root: Path, office_db: Path,
-               stack: contextlib.ExitStack) -> str:
+               stack: contextlib.ExitStack, broker_dir: Path) -> tuple[str, str]:
     """The office web app on the demo's office database, and a throwaway login for it."""
     from django.contrib.auth.models import Group, Permission, User
 
@@ -169,7 +169,9 @@ def _start_web(tell: Narrator, root: Path, office_db: Path,
     with open(web_log, "ab") as out:
         web = subprocess.Popen(
             [sys.executable, "-m", "sync.cli", "office", "web", "--db", str(office_db),
-             "--data", str(root / "office" / "web"), "--listen", f"127.0.0.1:{port}"],
+             "--data", str(root / "office" / "web"), "--listen", f"127.0.0.1:{port}",
+             "--keys", str(root / "office" / "keys"), "--kits", str(root / "office" / "kits"),
+             "--broker", str(broker_dir)],
             stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     stack.callback(_stop_process, web)
@@ -178,7 +180,228 @@ def _start_web(tell: Narrator, root: Path, office_db: Path,
     tell.step("The office web app is up: office staff watch the kit live")
     tell.say(f"open {url}")
     tell.say(f"demo login (made for this run only): demo / {password}")
-    return url
+    return url, password
+
+
+class OfficeWeb:
+    """The demo's office web app, used through its pages as Kepala Dinas would: a login
+    (session and CSRF cookies) and form posts, over plain HTTP on loopback."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        import http.cookiejar
+        import urllib.request
+
+        self.url = url.rstrip("/")
+        self.username, self.password = username, password
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.logged_in = False
+
+    def _log_in(self) -> None:
+        if not self.logged_in:
+            self.logged_in = True
+            self._open("/login/")  # the CSRF cookie
+            self.post("/login/", {"username": self.username, "password": self.password,
+                                  "next": "/"})
+
+    def _open(self, path: str) -> str:
+        return self.get_bytes(path, log_in=False).decode("utf-8")
+
+    def get_bytes(self, path: str, *, log_in: bool = True) -> bytes:
+        if log_in:
+            self._log_in()
+        with self.opener.open(self.url + path, timeout=60) as response:
+            return bytes(response.read())
+
+    def get(self, path: str) -> str:
+        self._log_in()
+        return self._open(path)
+
+    def post(self, path: str, data: dict[str, str]) -> str:
+        import urllib.parse
+        import urllib.request
+
+        self._log_in()
+        csrf = next((c.value for c in self.jar if c.name == "csrftoken"), "")
+        body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": csrf}).encode()
+        request = urllib.request.Request(self.url + path, data=body,
+                                         headers={"X-CSRFToken": csrf or ""})
+        with self.opener.open(request, timeout=30) as response:
+            return str(response.read().decode("utf-8"))
+
+
+# The office's low-battery alert fires below 20 %; the demo's battery starts near 76 % and
+# falls 2 %/min, so the demo sets the threshold here to show an alert raised in minutes.
+DEMO_LOW_BATTERY = 74
+
+
+def _start_alerts(tell: Narrator, alias: str, stack: contextlib.ExitStack) -> None:
+    """The alert watch beside the receiver, as ``office serve`` runs it (every 5 s here)."""
+    from office.alerts import AlertWatch, current_settings
+
+    settings = current_settings(alias)
+    settings.battery_percent = DEMO_LOW_BATTERY
+    settings.save(using=alias)
+    stop = threading.Event()
+    thread = threading.Thread(target=AlertWatch(alias).run, args=(stop, 5.0),
+                              name="alert-watch", daemon=True)
+    thread.start()
+    stack.callback(thread.join, 10)
+    stack.callback(stop.set)
+    tell.say(f"alert watch running; for the demo the low-battery alert is set at "
+             f"{DEMO_LOW_BATTERY} % (the office default is 20 %)")
+
+
+def _alert_from_the_page(tell: Narrator, web: OfficeWeb, office_db: Path) -> None:
+    """The low-battery alert the draining battery raised, acknowledged on the alerts page."""
+    from office.alerts import detail_figures
+    from office.db import OfficeDb
+
+    tell.step("Office: the battery alert on the alerts page, acknowledged")
+    db = OfficeDb.open(office_db)
+    try:
+        from office.models import Alert
+
+        alert = _wait(lambda: Alert.objects.using(db.alias).filter(
+            kit_id=KIT_ID, kind="low_battery", cleared_at__isnull=True).first(), 120,
+            f"the battery to fall below {DEMO_LOW_BATTERY} %")
+        figures = detail_figures(alert)
+        tell.say(f"alert raised for {KIT_ID}: low battery, {figures.get('percent')} % "
+                 f"(below {figures.get('threshold')} %)")
+        web.post(f"/alerts/{alert.pk}/ack", {})
+        alert.refresh_from_db(using=db.alias)
+        tell.say(f"acknowledged by {alert.acked_by or '?'} on /alerts/ (written to the audit "
+                 "log); it stays listed until the battery is charged again")
+    finally:
+        db.close()
+
+
+def _records_from_the_pages(tell: Narrator, web: OfficeWeb, office_db: Path,
+                            ids: list[str]) -> None:
+    """An operator's day: the records with their images, one moved through review to
+    "entered into SIAK", and the KTP-el deadline of each complete recording."""
+    import re
+
+    from office.db import OfficeDb
+
+    tell.step("Office (operator): the records with their images, a review, the KTP-el clock")
+    web.get("/records/")  # opens and indexes what arrived (in memory: the seal key is here)
+    db = OfficeDb.open(office_db)
+    try:
+        from office.deadline import deadline
+        from office.models import RecordReview
+        from office.web.clock import load_calendar
+
+        reviews = {r.record_id: r for r in RecordReview.objects.using(db.alias).filter(
+            kit_id=KIT_ID, record_id__in=ids)}
+        calendar = load_calendar(db.alias)
+        complete = None
+        for record_id in ids:
+            review = reviews.get(record_id)
+            if review is None:
+                tell.say(f"record {record_id}: not indexed")
+                continue
+            page = web.get(f"/records/{KIT_ID}/{record_id}/")
+            images = set(re.findall(r'/records/[^"]+/image/[a-z0-9-]+', page))
+            state = "complete" if review.complete else (
+                "not recorded" if review.missing.startswith("outcome:") and
+                review.outcome != "partial" else f"partial (missing {review.missing})")
+            line = f"record {record_id}: {review.outcome}, {state}, {len(images)} images"
+            if review.complete and review.complete_on is not None:
+                due = deadline(review.complete_on, calendar)
+                line += f"; KTP-el due by {due:%A %d %B %Y} (14 working days)"
+                complete = complete or record_id
+            tell.say(line)
+        if complete is not None:
+            for state in ("checked", "entered"):
+                web.post(f"/records/{KIT_ID}/{complete}/", {"state": state, "note": ""})
+            review = RecordReview.objects.using(db.alias).get(kit_id=KIT_ID,
+                                                              record_id=complete)
+            tell.say(f"record {complete} reviewed on its page: now '{review.state}' "
+                     f"(entered into SIAK) by {review.state_by}")
+        if complete is not None:
+            pdf = web.get_bytes(f"/export/record/{KIT_ID}/{complete}/worksheet.pdf")
+            tell.say(f"its SIAK re-entry worksheet: a {len(pdf) // 1024} KiB PDF "
+                     f"({'valid' if pdf.startswith(b'%PDF') else 'NOT a PDF'}); a CSV and a "
+                     f"folder archive (PNG + WSQ fingers) for any filter are on "
+                     f"{web.url}/export/")
+    finally:
+        db.close()
+
+
+def _commands_from_the_page(tell: Narrator, web: OfficeWeb, office_db: Path,
+                            lang: str) -> None:
+    """Ping and self-test from the kit page; the kit's answers as the page shows them."""
+    from django.utils import translation
+
+    from office.db import OfficeDb
+
+    tell.step("Office (Kepala Dinas, on the kit page): a ping and a self-test to the kit")
+    db = OfficeDb.open(office_db)
+    try:
+        from office.models import Command
+        from office.web.commands import result_text
+
+        for name in ("ping", "selftest"):
+            web.post(f"/kits/{KIT_ID}/commands/{name}", {})
+            command = Command.objects.using(db.alias).filter(kit_id=KIT_ID, name=name) \
+                .order_by("-queued_at").first()
+            if command is None:
+                tell.say(f"{name}: the page did not queue it")
+                continue
+            answered = _wait(lambda c=command: Command.objects.using(db.alias).filter(
+                command_id=c.command_id, result_at__isnull=False).first(), 30,
+                f"the kit's answer to {name}")
+            with translation.override(lang):
+                answer = result_text(answered)
+            tell.say(f"{name}: signed by the office, sent by the receiver, run by the agent: "
+                     f"{answer}")
+    finally:
+        db.close()
+
+
+def _revoke_from_the_page(tell: Narrator, web: OfficeWeb, office_db: Path,
+                          config: Any) -> None:
+    """The kit reported lost: revoked on its page; the broker drops it and refuses it."""
+    from office.db import OfficeDb
+
+    tell.step("The kit is reported lost: Kepala Dinas revokes it on its page")
+    web.post(f"/kits/{KIT_ID}/revoke/", {
+        "confirm": KIT_ID, "reason": "demo: dilaporkan hilang setelah kunjungan"})
+    db = OfficeDb.open(office_db)
+    try:
+        row = db.conn.execute("SELECT broker_done_at, broker_error FROM revocations WHERE "
+                              "kit_id = %s", (KIT_ID,)).fetchone()
+    finally:
+        db.close()
+    if row is None:
+        tell.say("the page did not record the revocation")
+        return
+    tell.say("broker login removed and the ACL denies it every topic; broker reloaded"
+             if row["broker_done_at"] and not row["broker_error"] else
+             f"broker: {row['broker_error'] or 'not done'}")
+    _wait(lambda: "not authorised" in _broker_log(config), 30,
+          "the broker to refuse the kit's reconnect")
+    status = json.loads((_office_kit_status(office_db) or {}).get("status") or "{}")
+    tell.say(f"the broker dropped {KIT_ID} and refuses its reconnects (not authorised); the "
+             f"office shows it offline ({status.get('reason') or '?'}); anything it still "
+             "uploads would be held in quarantine")
+
+
+def _broker_log(config: Any) -> str:
+    """The demo broker's log (beside the kit's folder in the demo's workspace)."""
+    path = Path(config.data_dir).parent / "broker" / "mosquitto.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _office_kit_status(db_path: Path) -> dict[str, Any] | None:
+    from office.db import OfficeDb
+
+    db = OfficeDb.open(db_path)
+    try:
+        return db.kit(KIT_ID)
+    finally:
+        db.close()
 
 
 def _free_port() -> int:
@@ -254,6 +477,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
     thread.start()
     stack.callback(thread.join, 10)
     stack.callback(receiver.stop)
+    _start_alerts(tell, receiver.db.alias, stack)
     agent_log = root / "kit" / "agent.log"
     with open(agent_log, "ab") as log_file:
         agent = subprocess.Popen(
@@ -264,7 +488,8 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
     _wait(lambda: receiver.connected, 15, "the office receiver to connect")
     tell.say(f"office receiver connected; agent running as pid {agent.pid} "
              f"(log {agent_log})")
-    _start_web(tell, root, office_db, stack)
+    web_url, web_password = _start_web(tell, root, office_db, stack, broker.directory)
+    web = OfficeWeb(web_url, "demo", web_password)
     seen = _wait(lambda: _office_kit(office_db, KIT_ID), 30,
                  "the kit's first location and health at the office")
     where, health = json.loads(seen["location"]), json.loads(seen["health"])
@@ -329,7 +554,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
             run_kiosk(config, lang=lang, emulator_control=rig.control_line)
             sealed = []
             return _after_visits(tell, config, office, provisioned, assignment, office_db,
-                                 sealed, lang, pin, headless=headless)
+                                 sealed, lang, pin, headless=headless, web=web)
         tell.step("Bedside visits (the headless driver drives the same API as the kiosk)")
         script = VisitScript(officer=OFFICER, pin=pin, assignment=assignment.id, visits=[
             Visit(target=1, witness={"name": "Sulastri", "role": "perangkat desa",
@@ -345,12 +570,13 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
     finally:
         devices.close()
     return _after_visits(tell, config, office, provisioned, assignment, office_db, sealed, lang,
-                         pin, headless=headless)
+                         pin, headless=headless, web=web)
 
 
 def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: Any,
                   assignment: Assignment, office_db: Path, sealed: list[Any],
-                  lang: str, pin: str, headless: bool = True) -> int:
+                  lang: str, pin: str, headless: bool = True,
+                  web: OfficeWeb | None = None) -> int:
     from kit.records import target_states
     from office.db import OfficeDb
 
@@ -407,6 +633,14 @@ def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: 
             open_sealed(blob, recipient=provisioned.kit_keys.box, sender=kit_public.sign)
         except JaranIjoError as exc:
             tell.say(f"  with the kit's own key: {exc.text(lang)}")
+    if web is not None:
+        _records_from_the_pages(tell, web, office_db, ids)
+        _alert_from_the_page(tell, web, office_db)
+        _commands_from_the_page(tell, web, office_db, lang)
+        if headless:
+            _revoke_from_the_page(tell, web, office_db, config)
+        else:
+            tell.say("on the kit page, 'Cabut kit (hilang)…' revokes a lost kit: try it last")
     if not headless:
         tell.step("The office keeps running: watch the kit in the web app; Ctrl-C ends the demo")
         with contextlib.suppress(KeyboardInterrupt):

@@ -25,10 +25,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--dir", required=True, help="folder for the key files (created)")
     p.set_defaults(func=cmd_keygen)
     _register_ca(office_sub)
-    p = office_sub.add_parser("open", help="verify and open one sealed record file")
+    p = office_sub.add_parser(
+        "open", help="verify and open one sealed record file: what each finger, the photo "
+                     "and the signature hold",
+        description="For a technician without the web app: checks the kit's signature, "
+                    "opens the record with the office's seal key (in memory) and prints the "
+                    "outcome, the photo, each of the ten fingers (captured with its quality, "
+                    "an exception and its reason, or not captured), the signature, the "
+                    "witness and what keeps a partial record from being complete. With "
+                    "--out the images are written to a folder: the only place decrypted "
+                    "images are ever written, so keep that folder safe and delete it after.")
     p.add_argument("file")
     p.add_argument("--keys", required=True, help="folder with the office's secret keys")
     p.add_argument("--kit-public", required=True, help="folder with the kit's public keys")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="write photo.jpg, finger-N.png (500 ppi, as captured), "
+                        "exception-N.jpg and signature.png here (created, owner-only)")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as JSON (no images, no names)")
     p.set_defaults(func=cmd_open)
 
     p = office_sub.add_parser(
@@ -102,6 +116,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="the web app's folder (its secret key); default: beside a SQLite "
                         "--db, else /var/lib/jaranijo-office")
     p.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT")
+    p.add_argument("--keys", metavar="DIR", default=None,
+                   help="the office keys folder (office-sign.key): lets the kit page send "
+                        "signed commands (ping, self-test, lock, wipe)")
+    p.add_argument("--kits", metavar="DIR", default=None,
+                   help="the kits' public key folders: with --keys, the record pages open "
+                        "stored records (in memory only)")
+    p.add_argument("--broker", metavar="DIR", default=None,
+                   help="the broker's folder (passwd, acl, mosquitto.pid) the web app may "
+                        "change: revoking a lost kit removes its login there and reloads "
+                        "the broker")
     p.set_defaults(func=cmd_web)
 
     p = office_sub.add_parser(
@@ -119,9 +143,35 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="read the password from standard input instead of the terminal")
     p.set_defaults(func=cmd_createadmin)
 
+    p = office_sub.add_parser(
+        "alerts", help="the open alerts (battery, GNSS fix, records waiting, self-test, ...)",
+        description="Lists the open alerts, as the web app's /alerts/ page shows them. "
+                    "'office serve' judges every kit every 30 s; --evaluate judges them once "
+                    "now first (raising and clearing alerts in DB).")
+    p.add_argument("--db", required=True, help="the office database")
+    p.add_argument("--evaluate", action="store_true",
+                   help="judge every kit now before listing")
+    p.set_defaults(func=cmd_alerts)
+
     p = office_sub.add_parser("kits", help="every kit the office has heard from")
     p.add_argument("--db", required=True, help="the office database file")
     p.set_defaults(func=cmd_kits)
+
+    p = office_sub.add_parser(
+        "revoke", help="revoke a kit reported lost: its broker login removed, uploads held",
+        description="What the kit page's 'Cabut kit' does, for the broker's machine: the "
+                    "revocation is recorded in DB, the kit's line removed from the broker's "
+                    "password file, a deny entry added to its ACL, and the broker told to "
+                    "reload (SIGHUP to the pid in DIR/mosquitto.pid), which drops the kit. "
+                    "Whatever the kit still uploads is held in quarantine. Run it again to "
+                    "retry the broker part.")
+    p.add_argument("kit")
+    p.add_argument("--db", required=True, help="the office database")
+    p.add_argument("--broker", required=True, metavar="DIR",
+                   help="the folder holding the broker's passwd, acl (and mosquitto.pid)")
+    p.add_argument("--reason", required=True, help="why (e.g. lost on a visit; police report)")
+    p.add_argument("--by", default="", help="who decided it (for the audit log)")
+    p.set_defaults(func=cmd_revoke)
 
     quarantine = office_sub.add_parser(
         "quarantine", help="records kept aside because their id collided with a stored one",
@@ -236,19 +286,201 @@ def cmd_ca_client(args: argparse.Namespace) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
-    import json
-
+    """Verify and open one record file; print what it holds; ``--out``: write its images."""
     from office.records import open_record
     from sync.envelope import KitPublicKeys, OfficeKeys
 
     office = OfficeKeys.load(Path(args.keys))
     kit_public = KitPublicKeys.load(Path(args.kit_public))
-    header, recording = open_record(Path(args.file).read_bytes(), office,
-                                    lambda _kit_id: kit_public.sign)
-    summary = {"header": header, "outcome": str(recording.outcome),
-               "fingers": len(recording.fingers), "photo": recording.photo is not None}
-    print(json.dumps(summary, indent=2, default=str))
+    try:
+        blob = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise ValidationError(id=f"{args.file} tidak dapat dibaca ({exc.strerror or exc})",
+                              en=f"{args.file} cannot be read ({exc.strerror or exc})",
+                              code="file") from None
+    header, recording = open_record(blob, office, lambda _kit_id: kit_public.sign)
+    lang = getattr(args, "lang", "id") or "id"
+    written = _write_record_images(recording, Path(args.out)) if args.out else []
+    if args.json:
+        print(json.dumps(_open_summary(header, recording, written), indent=2, default=str))
+    else:
+        print(_open_report(header, recording, lang, written))
     return 0
+
+
+def _open_summary(header: dict[str, Any], recording: Any, written: list[Path]) -> dict[str, Any]:
+    """``office open --json``: the header and what was captured (no names, no images)."""
+    from office.records import missing_parts
+    from sync.domain import FingerPosition
+
+    fingers = {}
+    for position in FingerPosition:
+        c = recording.fingers.get(position)
+        fingers[str(int(position))] = (
+            {"state": "captured", "quality": c.quality_score, "attempts": c.attempts,
+             "low_quality_accepted": c.low_quality_accepted} if c is not None and c.captured
+            else {"state": "exception", "reason": c.exception.value, "note": c.exception_note,
+                  "photo": c.exception_photo_jpeg is not None}
+            if c is not None and c.exception is not None else {"state": "not_captured"})
+    photo, signature, witness = recording.photo, recording.signature, recording.witness
+    return {
+        "header": header, "target_id": recording.target.id,
+        "outcome": None if recording.outcome is None else recording.outcome.value,
+        "outcome_note": recording.outcome_note,
+        "photo": None if photo is None else {
+            "width": photo.width, "height": photo.height, "quality": photo.quality_score,
+            "threshold": photo.quality_threshold, "reason": photo.below_threshold_reason},
+        "fingers": fingers,
+        "signature": None if signature is None else {
+            "signed": signature.image_png is not None,
+            "cannot_sign_reason": signature.cannot_sign_reason},
+        "witness": None if witness is None else {"role": witness.role,
+                                                  "consent": witness.consent},
+        "missing": missing_parts(recording), "written": [str(p) for p in written],
+    }
+
+
+def _open_report(header: dict[str, Any], recording: Any, lang: str,
+                 written: list[Path]) -> str:
+    """``office open``: the record as a technician reads it, in ``lang`` (id or en). The
+    resident is named by target id only: the terminal may be seen or logged."""
+    import datetime as dt
+    import zoneinfo
+
+    from office.records import missing_parts
+    from sync.domain import FingerPosition, Outcome
+
+    en = lang == "en"
+
+    def say(id_text: str, en_text: str) -> str:
+        return en_text if en else id_text
+
+    wib = zoneinfo.ZoneInfo("Asia/Jakarta")
+
+    def when(t: dt.datetime | None) -> str:
+        return "—" if t is None else t.astimezone(wib).strftime("%Y-%m-%d %H:%M:%S WIB")
+
+    r = recording
+    lines = [say(f"Rekaman {r.id} dari kit {header.get('kit_id')}: tanda tangan kit sah, "
+                 "dibuka dengan kunci kantor",
+                 f"Record {r.id} from kit {header.get('kit_id')}: kit signature valid, "
+                 "opened with the office key"),
+             say(f"  Sasaran: {r.target.id} (Ds. {r.target.address.desa}, "
+                 f"Kec. {r.target.address.kecamatan})",
+                 f"  Target: {r.target.id} ({r.target.address.desa}, "
+                 f"{r.target.address.kecamatan})")]
+    outcome = say("belum dipilih", "none") if r.outcome is None else r.outcome.label(lang)
+    lines.append(say("  Hasil: ", "  Outcome: ") + outcome +
+                 (f" ({r.outcome_note})" if r.outcome_note else ""))
+    took = ""
+    if r.finished_at is not None:
+        minutes, secs = divmod(int((r.finished_at - r.started_at).total_seconds()), 60)
+        took = " · " + say(f"lama {minutes} mnt {secs} dtk", f"took {minutes} min {secs} s")
+    lines.append(say("  Waktu: ", "  Time: ") + f"{when(r.started_at)} → "
+                 f"{when(r.finished_at)}{took}")
+    lines.append(say("  Petugas: ", "  Officers: ") + ", ".join(r.officers))
+    if r.gnss is not None:
+        lines.append(f"  GNSS: {r.gnss.lat:.5f}, {r.gnss.lon:.5f} ± {r.gnss.accuracy_m:.0f} m")
+    else:
+        lines.append(say("  GNSS: tidak ada posisi", "  GNSS: no fix"))
+    w = r.witness
+    lines.append(say("  Saksi: ", "  Witness: ") + (say("tidak ada", "none") if w is None else
+                 f"{w.role}, " + (say("menyetujui perekaman", "consented") if w.consent
+                                  else say("tidak menyatakan persetujuan", "no consent"))))
+    p = r.photo
+    if p is None:
+        lines.append(say("  Foto wajah: tidak ada", "  Face photo: none"))
+    else:
+        verdict = say("memenuhi batas", "meets the threshold") if p.ok else \
+            say("di bawah batas", "below the threshold") + \
+            (f" ({p.below_threshold_reason})" if p.below_threshold_reason else "")
+        lines.append(say("  Foto wajah: ", "  Face photo: ") +
+                     f"{p.width}x{p.height} JPEG, " + say("mutu", "quality") +
+                     f" {p.quality_score} (" + say("batas", "threshold") +
+                     f" {p.quality_threshold}), {verdict}")
+    if r.outcome is None or r.outcome.carries_biometrics or r.fingers:
+        lines.append(say("  Sidik jari:", "  Fingers:"))
+        for position in FingerPosition:
+            c = r.fingers.get(position)
+            if c is not None and c.captured:
+                what = say("direkam, mutu", "captured, quality") + f" {c.quality_score}, " + \
+                    say(f"{c.attempts} kali percobaan", f"{c.attempts} attempt(s)") + \
+                    (say(", mutu rendah diterima", ", low quality accepted")
+                     if c.low_quality_accepted else "")
+            elif c is not None and c.exception is not None:
+                what = say("pengecualian: ", "exception: ") + c.exception.label(lang) + \
+                    (f" ({c.exception_note})" if c.exception_note else "") + \
+                    (say(", ada foto bukti", ", with a photo")
+                     if c.exception_photo_jpeg else "")
+            else:
+                what = say("tidak direkam", "not captured")
+            lines.append(f"    {int(position):>2} {position.label(lang):<20} {what}")
+    s = r.signature
+    if s is not None and s.image_png is not None:
+        lines.append(say("  Tanda tangan: ada", "  Signature: present"))
+    elif s is not None and s.cannot_sign_reason:
+        lines.append(say("  Tanda tangan: tidak dapat tanda tangan: ",
+                         "  Signature: cannot sign: ") + s.cannot_sign_reason)
+    else:
+        lines.append(say("  Tanda tangan: tidak ada", "  Signature: none"))
+    missing = missing_parts(r)
+    if not missing:
+        lines.append(say("  Lengkap: waktu 14 hari kerja KTP-el mulai dari penerimaan",
+                         "  Complete: the 14-working-day KTP-el clock starts on receipt"))
+    else:
+        labels = []
+        for code in missing:
+            kind, _sep, value = code.partition(":")
+            if kind == "finger":
+                labels.append(FingerPosition(int(value)).label(lang) + say(" belum", ""))
+            elif kind == "photo":
+                labels.append(say("foto wajah belum", "face photo"))
+            elif kind == "signature":
+                labels.append(say("tanda tangan belum", "signature"))
+            elif value == "partial":
+                labels.append(say("ditandai terekam sebagian", "marked partly recorded"))
+            elif value in {o.value for o in Outcome}:
+                labels.append(say("hasil: ", "outcome: ") + Outcome(value).label(lang))
+            else:
+                labels.append(say("hasil belum dipilih", "no outcome"))
+        lines.append(say("  Belum lengkap: ", "  Missing: ") + "; ".join(labels))
+        lines.append(say("  Sasaran ini dapat dijadwalkan lagi pada kunjungan berikutnya.",
+                         "  This target can go on a later visit."))
+    if written:
+        lines.append(say(f"  Ditulis ke {written[0].parent}: ",
+                         f"  Written to {written[0].parent}: ") +
+                     ", ".join(p.name for p in written))
+        lines.append(say("  Gambar ini data pribadi: hapus foldernya setelah selesai.",
+                         "  These images are personal data: delete the folder when done."))
+    return "\n".join(lines)
+
+
+def _write_record_images(recording: Any, out: Path) -> list[Path]:
+    """``office open --out``: the record's images as captured, in ``out`` (owner-only)."""
+    import os
+
+    from sync.domain import FingerPosition
+
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files: list[tuple[str, bytes]] = []
+    if recording.photo is not None:
+        files.append(("photo.jpg", recording.photo.jpeg))
+    for position in FingerPosition:
+        c = recording.fingers.get(position)
+        if c is not None and c.image_png is not None:
+            files.append((f"finger-{int(position)}.png", c.image_png))
+        if c is not None and c.exception_photo_jpeg is not None:
+            files.append((f"exception-{int(position)}.jpg", c.exception_photo_jpeg))
+    if recording.signature is not None and recording.signature.image_png is not None:
+        files.append(("signature.png", recording.signature.image_png))
+    written = []
+    for name, data in files:
+        path = out / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        written.append(path)
+    return written
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -275,6 +507,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    from office.alerts import AlertWatch
+
+    # Alerts are judged here, beside the ingest (every worker of a share group may: the
+    # database keeps one open alert per kit and kind); a daemon thread, so it never holds
+    # up the shutdown.
+    threading.Thread(target=AlertWatch(receiver.db.alias).run, args=(stop,),
+                     name="alert-watch", daemon=True).start()
     _notify_ready()
     receiver.serve(stop)
     receiver.db.close()
@@ -376,6 +615,34 @@ def cmd_kits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from office.db import OfficeDb
+
+    db = OfficeDb.open(args.db)
+    try:
+        from office.alerts import detail_figures, evaluate
+        from office.models import Alert
+
+        if args.evaluate:
+            summary = evaluate(using=db.alias)
+            print(f"Evaluated {summary.kits} kits: {len(summary.raised)} raised, "
+                  f"{len(summary.cleared)} cleared.")
+        rows = list(Alert.objects.using(db.alias).filter(cleared_at__isnull=True)
+                    .order_by("raised_at"))
+        print(f"{'kit':<16} {'alert':<21} {'since':<16} {'acknowledged':<22} figures")
+        for a in rows:
+            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(a.raised_at))
+            acked = "-" if a.acked_at is None else (
+                f"{a.acked_by} {time.strftime('%H:%M', time.localtime(a.acked_at))}")
+            figures = " ".join(f"{k}={v}" for k, v in sorted(detail_figures(a).items()))
+            print(f"{a.kit_id:<16} {a.kind:<21} {since:<16} {acked:<22} {figures}")
+        if not rows:
+            print("No open alerts.")
+    finally:
+        db.close()
+    return 0
+
+
 def web_environment(db: str, data: str | None) -> dict[str, str]:
     """The environment the web app's settings read (office/web/settings.py)."""
     env = {"JARANIJO_OFFICE_DB": db, "JARANIJO_OFFICE_WEB": "1"}
@@ -397,6 +664,12 @@ def cmd_web(args: argparse.Namespace) -> int:
                               en=f"--listen '{args.listen}' is not HOST:PORT",
                               code="bad_args")
     os.environ.update(web_environment(args.db, args.data))
+    if args.keys:
+        os.environ["JARANIJO_OFFICE_KEYS"] = str(Path(args.keys).resolve())
+    if args.kits:
+        os.environ["JARANIJO_OFFICE_KITS"] = str(Path(args.kits).resolve())
+    if args.broker:
+        os.environ["JARANIJO_OFFICE_BROKER"] = str(Path(args.broker).resolve())
     import logging
     import sys
 
@@ -496,9 +769,14 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                 hint_id="Lihat 'jaranijo office quarantine list'",
                 hint_en="See 'jaranijo office quarantine list'", code="not_found")
         if args.quarantine_command == "take":
+            held_only = db.record(args.kit, args.record) is None  # a revoked kit's upload
             if not db.quarantine_take(args.kit, args.record, matches[0]):
                 raise ValidationError(id="Tidak ada catatan tersimpan dengan ID itu",
                                       en="No stored record has that id", code="not_found")
+            if held_only:
+                print(f"Record {args.record} of {args.kit} is now stored (the reviewed bytes "
+                      f"{matches[0][:16]}).")
+                return 0
             print(f"Record {args.record} of {args.kit} is now the reviewed bytes "
                   f"{matches[0][:16]}; the bytes stored before are in quarantine. If the kit "
                   f"still holds it as refused: office command resend record={args.record}")
@@ -530,3 +808,38 @@ def _notify_ready() -> None:
         import sdnotify
 
         sdnotify.SystemdNotifier().notify("READY=1")
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    import os
+
+    from office.db import OfficeDb
+    from sync.protocol import check_kit_id
+
+    kit_id = check_kit_id(args.kit)
+    if len(args.reason.strip()) < 10:
+        raise ValidationError(id="Alasan terlalu singkat: minimal 10 huruf",
+                              en="The reason is too short: at least 10 characters",
+                              code="bad_args")
+    env = web_environment(args.db, None)
+    env.pop("JARANIJO_OFFICE_WEB")  # serves no pages: makes no secret key or folder
+    os.environ.update(env)
+    db = OfficeDb.open(args.db)
+    try:
+        from office.web.commands import revoke
+
+        revocation = revoke(kit_id, args.reason.strip(), broker_dir=args.broker,
+                            username=args.by or os.environ.get("USER", "technician"))
+    finally:
+        db.close()
+    if revocation.broker_done_at is None:
+        print(f"Kit {kit_id} is revoked at the office, but the broker is not done: "
+              f"{revocation.broker_error}")
+        return 1
+    if revocation.broker_error:
+        print(f"Kit {kit_id} revoked: broker login removed and the ACL denies it; "
+              f"{revocation.broker_error}. Its uploads are held in quarantine.")
+        return 0
+    print(f"Kit {kit_id} revoked: broker login removed, ACL denies it, broker reloaded; "
+          "its uploads are held in quarantine.")
+    return 0

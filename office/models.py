@@ -250,3 +250,133 @@ class HealthSample(models.Model):
     class Meta:
         db_table = "health_samples"
         indexes = (models.Index(fields=["kit_id", "tst"], name="health_samples_by_kit"),)
+
+
+class Alert(models.Model):
+    """One alert about one kit: raised when its condition holds, cleared when it no longer
+    does (:mod:`office.alerts`). At most one open (uncleared) alert per kit and kind, so a
+    kit in the same trouble for hours is one line, not a flood. Acknowledging records who
+    and when; the alert stays open until its condition clears."""
+
+    kit_id = models.TextField()
+    kind = models.CharField(max_length=20)  # office.alerts.KINDS
+    raised_at = models.FloatField()
+    detail = models.TextField(blank=True)  # figures only (a battery %, an age), no personal data
+    cleared_at = models.FloatField(null=True)
+    acked_at = models.FloatField(null=True)
+    acked_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        db_table = "alerts"
+        default_permissions = ("view",)
+        constraints = (models.UniqueConstraint(
+            fields=["kit_id", "kind"], condition=Q(cleared_at__isnull=True),
+            name="alerts_one_open_per_kit_and_kind"),)
+        indexes = (models.Index(fields=["kit_id", "kind", "raised_at"], name="alerts_by_kit"),
+                   models.Index(fields=["raised_at"], name="alerts_open",
+                                condition=Q(cleared_at__isnull=True)))
+
+
+class AlertSettings(models.Model):
+    """The office's alert thresholds: one row (id 1), edited on the alerts page by the head
+    or an administrator (``office.change_alertsettings``)."""
+
+    battery_percent = models.PositiveSmallIntegerField(default=20)
+    no_fix_minutes = models.PositiveIntegerField(default=30)
+    waiting_hours = models.PositiveIntegerField(default=24)
+    visit_start_hour = models.PositiveSmallIntegerField(default=7)  # WIB
+    visit_end_hour = models.PositiveSmallIntegerField(default=17)
+    offline_during_visit = models.BooleanField(default=True)
+    failed_selftest = models.BooleanField(default=True)
+    no_tpm = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = "alert_settings"
+        default_permissions = ("change",)
+
+
+class Revocation(models.Model):
+    """A kit reported lost or stolen: its broker login and ACL entry are removed
+    (:func:`office.broker.revoke_logins`) and whatever it still uploads is held in
+    quarantine for review, never taken as a record."""
+
+    kit_id = models.TextField(primary_key=True)
+    revoked_at = models.FloatField()
+    revoked_by = models.CharField(max_length=150)
+    reason = models.TextField()
+    broker_done_at = models.FloatField(null=True)  # when the broker's files were rewritten
+    broker_error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "revocations"
+        default_permissions = ()
+
+
+class RecordReview(models.Model):
+    """What the office knows and decides about one stored record (issue 12).
+
+    Written when the web app first opens the record (it holds the office's seal key):
+    the fields staff filter by, in clear (dates, village, officers, outcome, what is
+    missing); the resident's name, NIK, birth date and target id sealed under the office's
+    index key (:mod:`office.records`), so search runs in memory and the table alone
+    names nobody. Then the review (``state``, ``note``), and the KTP-el clock:
+    ``complete_on`` is the local day the complete recording arrived (the 14 working days
+    run from it), ``printed_on`` / ``handed_over_on`` what staff mark.
+    """
+
+    STATES = ("received", "checked", "entered", "problem")
+
+    pk = models.CompositePrimaryKey("kit_id", "record_id")
+    kit_id = models.TextField()
+    record_id = models.TextField()
+    indexed_at = models.FloatField()
+    open_error = models.TextField(blank=True)  # why it could not be opened (then nothing else)
+    started_at = models.FloatField(null=True)  # the visit's recording, Unix seconds
+    duration_s = models.FloatField(null=True)
+    village = models.TextField(blank=True)  # desa/kelurahan of the resident's address
+    kecamatan = models.TextField(blank=True)
+    officers = models.TextField(blank=True)  # officer ids, comma-separated (no names)
+    outcome = models.TextField(blank=True)
+    complete = models.BooleanField(default=False)
+    missing = models.TextField(blank=True)  # codes of what a partial recording lacks
+    sealed = models.BinaryField(null=True)  # name, NIK, birth date, target id (index key)
+    state = models.CharField(max_length=12, default="received")
+    note = models.TextField(blank=True)
+    state_at = models.FloatField(null=True)
+    state_by = models.CharField(max_length=150, blank=True)
+    complete_on = models.DateField(null=True)
+    printed_on = models.DateField(null=True)
+    handed_over_on = models.DateField(null=True)
+
+    class Meta:
+        db_table = "record_reviews"
+        default_permissions = ()
+        indexes = (models.Index(fields=["state"], name="record_reviews_by_state"),
+                   models.Index(fields=["complete_on"], name="record_reviews_by_clock"))
+
+
+class WorkingDayOverride(models.Model):
+    """An office-edited day for the KTP-el clock: a decree adds a day off (``working``
+    false) or cancels one (``working`` true), overriding the ``holidays`` package."""
+
+    day = models.DateField(unique=True)
+    working = models.BooleanField()
+    note = models.CharField(max_length=200)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.FloatField()
+
+    class Meta:
+        db_table = "working_day_overrides"
+        ordering = ("day",)
+
+
+class ClockSettings(models.Model):
+    """The KTP-el clock's one setting (row id 1): whether *cuti bersama* (the ``holidays``
+    package's GOVERNMENT category) counts as non-working. On by default: the office is
+    closed then."""
+
+    cuti_bersama_off = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = "clock_settings"
+        default_permissions = ("change",)

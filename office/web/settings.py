@@ -9,6 +9,13 @@
   (default ``localhost,127.0.0.1``).
 - ``JARANIJO_OFFICE_TILES``: a map tile URL template; empty (the default) draws kits on a
   plain background, as an office PC without internet needs.
+- ``JARANIJO_OFFICE_KEYS``: the office keys folder (``office-sign.key``) with which the kit
+  page signs commands; unset, the page shows commands but cannot send them.
+- ``JARANIJO_OFFICE_KITS``: the kits' public key folders (as ``office serve --kits``): with
+  the keys folder, the record pages open stored records (in memory only).
+- ``JARANIJO_OFFICE_BROKER``: the broker's folder (``passwd``, ``acl``, ``mosquitto.pid``,
+  :class:`office.broker.BrokerAccounts`) where revoking a lost kit removes its login;
+  unset, the page says what a technician must do on the broker instead.
 """
 
 from __future__ import annotations
@@ -57,6 +64,9 @@ ALLOWED_HOSTS = [h.strip() for h in os.environ.get(
     "JARANIJO_OFFICE_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()]
 HTTPS = os.environ.get("JARANIJO_OFFICE_HTTPS") == "1"
 MAP_TILE_URL = os.environ.get("JARANIJO_OFFICE_TILES", "")
+OFFICE_KEYS_DIR = os.environ.get("JARANIJO_OFFICE_KEYS", "")
+KITS_DIR = os.environ.get("JARANIJO_OFFICE_KITS", "")
+BROKER_DIR = os.environ.get("JARANIJO_OFFICE_BROKER", "")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -92,6 +102,8 @@ TEMPLATES = [{
         "django.template.context_processors.i18n",
         "django.contrib.auth.context_processors.auth",
         "django.contrib.messages.context_processors.messages",
+        "office.web.alerts.nav",
+        "office.web.clock.clock_counts",
     ]},
 }]
 

@@ -13,5 +13,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATICFILES_DIRS[0]}),
     # Each page module adds one line here: path("", include("office.web.<module>")).
     path("", include("office.web.fleet")),
+    path("", include("office.web.commands")),
     path("", include("office.web.accounts")),
+    path("", include("office.web.alerts")),
+    path("", include("office.web.clock")),
+    path("", include("office.web.records")),
+    path("", include("office.web.export")),
 ]

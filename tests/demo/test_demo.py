@@ -29,4 +29,15 @@ def test_demo_runs_the_whole_visit(tmp_path: Path) -> None:
     assert "none found" in out  # no name or NIK in clear in the kit's database
     assert out.count("receipt received, payload deleted from the kit") == 3
     assert out.count("Envelope cannot be opened with this key") == 3
+    # The office web app, used through its pages (issues 11 and 12).
+    assert "recorded, complete, 12 images; KTP-el due by" in out
+    assert "now 'entered' (entered into SIAK) by demo" in out
+    assert "SIAK re-entry worksheet: a" in out and "PDF (valid)" in out
+    assert "alert raised for blitar-kit-01: low battery" in out
+    assert "acknowledged by demo on /alerts/" in out
+    assert "ping: signed by the office, sent by the receiver, run by the agent: the kit " \
+           "answered" in out
+    assert "selftest: signed by the office" in out and "store: ok" in out
+    assert "refuses its reconnects (not authorised)" in out
+    assert "the office shows it offline (revoked)" in out
     assert "Traceback" not in out + result.stderr
