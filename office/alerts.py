@@ -58,7 +58,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from office.models import Alert, AlertSettings, Assignment, Command, Kit
-from office.web.fleet import STALE_FACTOR, STALE_MARGIN_S, KitData, day_start, staleness
+from office.presence import STALE_FACTOR, STALE_MARGIN_S, KitData, day_start, staleness
 
 log = logging.getLogger("office.alerts")
 

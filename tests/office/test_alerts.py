@@ -24,7 +24,7 @@ from tests.office.web.fleet_helpers import Fleet
 setup_django()
 from office import alerts as a  # noqa: E402  (needs Django set up)
 from office.models import Alert, AlertSettings, Assignment, Command, Kit  # noqa: E402
-from office.web.fleet import KitData  # noqa: E402
+from office.presence import KitData  # noqa: E402
 
 WIB = zoneinfo.ZoneInfo("Asia/Jakarta")
 # 10.00 WIB: inside the default visit hours (07-17).
