@@ -25,25 +25,16 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from office.db import setup_django
 from sync.envelope import OfficeKeys
+from tests.bench import best
 from tests.office.records_helpers import KIT, RecordOffice, recording
 
 setup_django()
 from office import export  # noqa: E402
 from office.records import RecordBook  # noqa: E402
-
-
-def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def main(argv: list[str] | None = None) -> None:

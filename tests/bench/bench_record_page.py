@@ -24,21 +24,17 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.bench import timings
 
 RUNS = 20
 
 
 def median_ms(fn: Callable[[], object], runs: int = RUNS) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return statistics.median(timings(fn, runs)[0]) * 1e3
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +39,7 @@ from sensors.modem import (
     parse_csq,
     parse_registration,
 )
+from tests.bench import timings
 
 EPOCHS = 3000
 REPEATS = 5
@@ -47,12 +47,7 @@ REPEATS = 5
 
 def best_of(fn: Callable[[], object], repeats: int = REPEATS) -> float:
     """Median wall time of ``repeats`` runs, seconds."""
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return statistics.median(timings(fn, repeats)[0])
 
 
 def nmea_stream_bytes() -> tuple[bytes, list[str]]:
