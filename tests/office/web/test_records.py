@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -174,7 +175,9 @@ def test_an_operator_filters_searches_opens_a_record_and_sets_its_state(
     assert listed(browser) == [ids["other_officer"]]
     filter_by(browser, desk, complete="partial")
     assert set(listed(browser)) == {ids["partial"], ids["refused"]}
-    three_days_ago = (datetime.now() - timedelta(days=3)).date()
+    # The "earlier" visit's own day in WIB (the office's day, whatever the hour here).
+    three_days_ago = (datetime.now(UTC) - timedelta(hours=1, days=3)).astimezone(
+        ZoneInfo("Asia/Jakarta")).date()
     filter_by(browser, desk, date_from=three_days_ago.isoformat(),
               date_to=(three_days_ago + timedelta(days=1)).isoformat())
     assert listed(browser) == [ids["earlier"]]
