@@ -236,11 +236,16 @@ class RecordBook:
 
     def index_new(self, limit: int = 500) -> int:
         """Index stored records that have no review row yet (oldest first); how many."""
+        from django.db.models import Exists, OuterRef
+
         from office.models import Record, RecordReview
 
-        done = set(RecordReview.objects.using(self.using).values_list("kit_id", "record_id"))
-        todo = [(k, r) for k, r in Record.objects.using(self.using).order_by("received_at")
-                .values_list("kit_id", "record_id") if (k, r) not in done][:limit]
+        reviewed = RecordReview.objects.using(self.using).filter(
+            kit_id=OuterRef("kit_id"), record_id=OuterRef("record_id"))
+        # One query, the database doing the difference (every page that lists records
+        # calls this first; reading both tables whole would grow with the office).
+        todo = list(Record.objects.using(self.using).filter(~Exists(reviewed))
+                    .order_by("received_at").values_list("kit_id", "record_id")[:limit])
         for kit_id, record_id in todo:
             self.index(kit_id, record_id)
         return len(todo)

@@ -27,8 +27,9 @@ from django.utils.translation import gettext_lazy
 
 from office import alerts as rules
 from office.models import Alert, AlertSettings
+from office.presence import day_start
 from office.web.audit import audit
-from office.web.fleet import PRESENCE_LABELS, age_text, day_start
+from office.web.fleet import PRESENCE_LABELS, age_text
 from office.web.roles import require
 
 # The kinds as staff read them (Indonesian source strings; English in the locale file).

@@ -40,7 +40,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -66,7 +66,9 @@ class CommandsUnavailable(Exception):
 
 
 @functools.lru_cache(maxsize=1)
-def _signing_key(directory: str) -> Any:
+def _signing_key(directory: str) -> tuple[Any, Any]:
+    """The office's signing key, or the reason it cannot be read: read once per folder
+    (the kit page asks on every render and poll, and a broken key is logged once)."""
     from nacl.signing import SigningKey
 
     from sync.envelope import read_key_file
@@ -74,16 +76,20 @@ def _signing_key(directory: str) -> Any:
 
     try:
         return SigningKey(read_key_file(Path(directory) / "office-sign.key",
-                                        "office-sign-secret", secret=True))
+                                        "office-sign-secret", secret=True)), None
     except KeyFileError as exc:
         log.warning("commands from the web app are off: %s", exc.text("en"))
-        raise CommandsUnavailable(exc.text("id")) from exc
+        return None, exc
 
 
 def signing_key() -> Any:
     if not settings.OFFICE_KEYS_DIR:
         raise CommandsUnavailable(_("Folder kunci kantor tidak diatur (office web --keys)."))
-    return _signing_key(str(settings.OFFICE_KEYS_DIR))
+    key, problem = _signing_key(str(settings.OFFICE_KEYS_DIR))
+    if key is None:
+        lang = "en" if (translation.get_language() or "id").startswith("en") else "id"
+        raise CommandsUnavailable(problem.text(lang))
+    return key
 
 
 def commands_available() -> str:
@@ -117,10 +123,10 @@ def result_text(command: Command) -> str:
     """A command's answer as staff read it: the kit's reason when it failed, else its
     result as ``key: value`` pairs (ids and figures only: no command returns personal data)."""
     if command.result_at is None:
+        live = command.expires_at > time.time()
         if command.sent_at is None:
-            return _("menunggu kit daring") if command.expires_at > time.time() \
-                else _("kedaluwarsa sebelum terkirim")
-        return _("terkirim, menunggu jawaban")
+            return _("menunggu kit daring") if live else _("kedaluwarsa sebelum terkirim")
+        return _("terkirim, menunggu jawaban") if live else _("kedaluwarsa tanpa jawaban")
     try:
         answer = json.loads(command.result or "{}")
     except ValueError:
@@ -148,13 +154,17 @@ def command_rows(kit_id: str) -> list[dict[str, Any]]:
     """The kit's latest commands with who asked, when, and the answer."""
     rows = list(Command.objects.filter(kit_id=kit_id).defer("payload")
                 .order_by("-queued_at")[:RECENT])
-    who: dict[str, str] = {}
-    for entry in AuditEntry.objects.filter(
-            action__in=("command_kit", "wipe_kit"), subject=kit_id).only("username", "detail"):
-        who[entry.detail.rpartition(" ")[2]] = entry.username
+    # Who asked: the audit entry each command wrote ("name id"), for these rows only.
+    who = {e.detail.rpartition(" ")[2]: e.username for e in AuditEntry.objects.filter(
+        action__in=("command_kit", "wipe_kit"), subject=kit_id,
+        detail__in=[f"{c.name} {c.command_id}" for c in rows]).only("username", "detail")}
+    now = time.time()
     out = []
     for c in rows:
-        state = "pending" if c.result_at is None else ("ok" if c.result_ok else "failed")
+        if c.result_at is not None:
+            state = "ok" if c.result_ok else "failed"
+        else:  # awaited while it may still run; an expired one is answered by nobody
+            state = "pending" if c.expires_at > now else "expired"
         out.append({"id": c.command_id, "name": c.name, "state": state,
                     "label": str(PAGE_COMMANDS[c.name][2]) if c.name in PAGE_COMMANDS
                     else c.name, "by": who.get(c.command_id, ""),
@@ -178,8 +188,7 @@ def commands_context(request: HttpRequest, kit_id: str) -> dict[str, Any]:
     revocation = Revocation.objects.filter(kit_id=kit_id).first()
     return {
         "kit_id": kit_id, "commands": rows,
-        "pending": any(r["state"] == "pending" and r["result"] != _("kedaluwarsa sebelum "
-                                                                     "terkirim") for r in rows),
+        "pending": any(r["state"] == "pending" for r in rows),
         "unavailable": commands_available(),
         "can_command": user.has_perm("office.command_kit"),
         "can_wipe": user.has_perm("office.wipe_kit"),

@@ -46,18 +46,11 @@ from office.models import (
     Refusal,
     Revocation,
 )
-from office.presence import (  # noqa: F401  (the fleet's rules, named here for its readers)
+from office.presence import (
     INTERVAL_IDLE_S,
-    INTERVAL_LOW_BATTERY_S,
-    INTERVAL_MOVING_S,
-    KEEPALIVE_S,
-    LOW_BATTERY_PERCENT,
-    PRESENCE_S,
     STALE_FACTOR,
     STALE_MARGIN_S,
-    WILL_DELAY_S,
     KitData,
-    Staleness,
     day_start,
     staleness,
 )

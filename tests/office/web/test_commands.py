@@ -254,3 +254,25 @@ def test_revoking_a_lost_kit_drops_its_broker_login_and_holds_its_uploads(
     kit_row = office.fleet.db.kit(KIT)
     assert kit_row is not None and kit_row["online"] == 0
     assert '"reason": "revoked"' in kit_row["status"]
+
+
+def test_an_unanswered_command_past_its_expiry_is_not_awaited_any_more() -> None:
+    from office.db import setup_django
+
+    setup_django()
+    from office.models import Command
+    from office.web.commands import result_text
+
+    now = time.time()
+
+    def command(**kw: object) -> Command:
+        base: dict[str, object] = dict(command_id="c-1", kit_id=KIT, name="ping", args="{}",
+                                       issued_at=int(now) - 7200, expires_at=int(now) + 60,
+                                       payload=b"", queued_at=now - 7200)
+        return Command(**{**base, **kw})
+
+    assert result_text(command()) == "menunggu kit daring"
+    assert result_text(command(sent_at=now - 60)) == "terkirim, menunggu jawaban"
+    assert result_text(command(expires_at=int(now) - 1)) == "kedaluwarsa sebelum terkirim"
+    assert result_text(command(sent_at=now - 3600, expires_at=int(now) - 1)) == \
+        "kedaluwarsa tanpa jawaban"

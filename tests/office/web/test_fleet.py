@@ -33,41 +33,43 @@ from tests.office.web.fleet_helpers import (
 from tests.office.web.server import running_web
 
 setup_django()
-from office.web import fleet as f  # noqa: E402  (needs Django set up)
+from office import presence  # noqa: E402  (needs Django set up)
+from office.web import fleet as f  # noqa: E402
 
 NOW = 1_795_468_800.0
 
 
 # -- the staleness rules, as a function ----------------------------------------------------
-def kit(**kw: object) -> f.KitData:
+def kit(**kw: object) -> presence.KitData:
     base: dict[str, object] = dict(kit_id="blitar-kit-01", status_online=True, status={},
                                    status_at=NOW - 10, health={}, health_at=NOW - 10,
                                    location={}, location_at=NOW - 10, last_seen=NOW - 10)
     base.update(kw)
-    return f.KitData(**base)  # type: ignore[arg-type]
+    return presence.KitData(**base)  # type: ignore[arg-type]
 
 
 def test_presence_needs_an_online_status_and_a_recent_report() -> None:
-    assert f.staleness(kit(), NOW).presence == "online"
-    assert f.staleness(kit(status_online=False), NOW).presence == "offline"
+    assert presence.staleness(kit(), NOW).presence == "online"
+    assert presence.staleness(kit(status_online=False), NOW).presence == "offline"
     # An idle kit is heard from once per 900 s: still online at 1,199 s, silent after.
-    assert f.PRESENCE_S == 900 + 120 * 1.5 + 120
-    assert f.staleness(kit(last_seen=NOW - 1199), NOW).presence == "online"
-    assert f.staleness(kit(last_seen=NOW - 1201), NOW).presence == "silent"
-    assert f.staleness(kit(status_at=None, last_seen=None), NOW).presence == "unknown"
+    assert presence.PRESENCE_S == 900 + 120 * 1.5 + 120
+    assert presence.staleness(kit(last_seen=NOW - 1199), NOW).presence == "online"
+    assert presence.staleness(kit(last_seen=NOW - 1201), NOW).presence == "silent"
+    assert presence.staleness(kit(status_at=None, last_seen=None), NOW).presence == "unknown"
 
 
 def test_a_field_is_stale_past_its_period_times_1_5_plus_margin() -> None:
-    idle = f.staleness(kit(health_at=NOW - 1379, location_at=NOW - 1381), NOW)
+    idle = presence.staleness(kit(health_at=NOW - 1379, location_at=NOW - 1381), NOW)
     assert (idle.health_stale, idle.location_stale) == (False, True)  # 900 x 1.5 + 30 = 1380
-    moving = f.staleness(kit(location={"t": "t"}, location_at=NOW - 121), NOW)
+    moving = presence.staleness(kit(location={"t": "t"}, location_at=NOW - 121), NOW)
     assert moving.location_period_s == 60 and moving.location_stale  # 60 x 1.5 + 30 = 120
     low = kit(health={"battery_percent": 15, "battery_state": 1}, health_at=NOW - 481)
-    assert f.staleness(low, NOW).health_period_s == 300 and f.staleness(low, NOW).health_stale
+    judged = presence.staleness(low, NOW)
+    assert judged.health_period_s == 300 and judged.health_stale
     charging = kit(health={"battery_percent": 15, "battery_state": 2}, health_at=NOW - 481)
-    assert not f.staleness(charging, NOW).health_stale
+    assert not presence.staleness(charging, NOW).health_stale
     # Nothing is live about a kit that is not there.
-    gone = f.staleness(kit(status_online=False), NOW)
+    gone = presence.staleness(kit(status_online=False), NOW)
     assert gone.health_stale and gone.location_stale
 
 
@@ -238,7 +240,8 @@ def test_a_kit_that_goes_quiet_turns_grey_without_reload(office: Office,
                                                          browser: WebDriver) -> None:  # noqa: F811
     fl = office.fleet
     # Health and location 6 s short of stale (900 x 1.5 + 30 s), presence fresh.
-    fl.at(time.time() - (f.INTERVAL_IDLE_S * f.STALE_FACTOR + f.STALE_MARGIN_S) + 6)
+    stale_after = presence.INTERVAL_IDLE_S * presence.STALE_FACTOR + presence.STALE_MARGIN_S
+    fl.at(time.time() - stale_after + 6)
     fl.health(LIVE, battery=64)
     fl.locate(LIVE, -8.09870, 112.16790)
     fl.at(None).birth(LIVE)
@@ -266,7 +269,7 @@ def test_the_kit_page_shows_the_days_track_health_and_events(office: Office,
     now = int(time.time())
     # The page shows the day since WIB midnight: just after it, the last hour is yesterday,
     # so the story below is squeezed into what of today there is (a minute at least).
-    since_midnight = now - int(f.day_start(now))
+    since_midnight = now - int(presence.day_start(now))
     if since_midnight < 180:
         time.sleep(180 - since_midnight)
         now, since_midnight = int(time.time()), 180
