@@ -300,6 +300,19 @@ def _reference_minutiae(identity: Identity) -> np.ndarray:
     return np.array(points, dtype=np.float64)
 
 
+def prepare(person: str, finger: int) -> None:
+    """Work out a finger's ridges and feature points now, before it is imaged.
+
+    A real finger exists before it touches the glass; here its pattern costs
+    ~0.6 s of numpy the first time. Done while the person is being set, it
+    cannot push a capture past a host's reply timeout on a loaded machine
+    (pyfingerprint gives up after 2 s and reads the silence as a bad header).
+    """
+    identity = Identity(person, int(finger))
+    ridge_pattern(identity)
+    _reference_minutiae(identity)
+
+
 def minutiae(person: str, finger: int, impression: int = 0) -> np.ndarray:
     """Feature points (x, y, direction in degrees 0-359, kind 0/1) the sensor finds.
 

@@ -475,6 +475,7 @@ class ZfmEmulator:
     def start(self) -> None:
         """Run the sensor in a daemon thread, powered and ready (as if plugged in earlier)."""
         self._booted_at = 0.0
+        fingerprints.prepare(self.finger.person, self.finger.finger)
         self.port = EmulatedPort(self.link, self.baud)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="zfm-emulator", daemon=True)
@@ -525,7 +526,11 @@ class ZfmEmulator:
     def control(self, name: str, *args: str) -> str:
         """Apply one of :attr:`CONTROLS`; ValueError for an unknown control or bad arguments."""
         with self._lock:
-            return self._control(name, args)
+            answer = self._control(name, args)
+            who = self.finger.person, self.finger.finger
+        if name in ("place", "person", "finger"):
+            fingerprints.prepare(*who)  # outside the lock: the device loop keeps answering
+        return answer
 
     def _control(self, name: str, args: tuple[str, ...]) -> str:
         if name not in self.CONTROLS:
