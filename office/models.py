@@ -109,6 +109,7 @@ class Assignment(models.Model):
     queued_at = models.FloatField()
     sent_at = models.FloatField(null=True)
     delivered_at = models.FloatField(null=True)
+    opened_at = models.FloatField(null=True)  # the kit's kiosk opened it (the kit's ack)
     error = models.TextField(db_default="")
 
     class Meta:
@@ -380,3 +381,223 @@ class ClockSettings(models.Model):
     class Meta:
         db_table = "clock_settings"
         default_permissions = ("change",)
+
+
+# -- visits as the SOP prescribes them (issue 13) -----------------------------------------
+
+
+class Officer(models.Model):
+    """A recording officer (*petugas perekaman*) the office can put on a visit: the id is
+    the one the kit's PIN slot and every record carry; the name is staff, not a resident."""
+
+    officer_id = models.CharField(max_length=64, primary_key=True)
+    name = models.CharField(max_length=150)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = "officers"
+        ordering = ("name",)
+
+
+class Village(models.Model):
+    """What the schedule needs to know of a desa/kelurahan: its terrain (per-village
+    setting; the time a visit takes and the team it needs depend on it)."""
+
+    TERRAINS = ("flat", "hilly", "remote")
+
+    kecamatan = models.CharField(max_length=80)
+    name = models.CharField(max_length=120)
+    terrain = models.CharField(max_length=8, default="flat")
+
+    class Meta:
+        db_table = "villages"
+        default_permissions = ("change", "view")
+        constraints = (models.UniqueConstraint(fields=["kecamatan", "name"],
+                                               name="villages_one_per_kecamatan_and_name"),)
+
+
+class VisitRequest(models.Model):
+    """A request letter (SOP steps 1-2): from a desa/kelurahan of Kabupaten Blitar, or
+    from another agency (hospital, social service) for medical, social or emergency
+    cases. ``status`` is where it stands in the flow (:data:`office.visits.REQUEST_STATES`);
+    every move is a :class:`RequestEvent`. ``version`` grows with each save, so two staff
+    editing the same request are told instead of one overwriting the other."""
+
+    letter_number = models.CharField(max_length=100)
+    letter_date = models.DateField()
+    received_on = models.DateField()
+    applicant_kind = models.CharField(max_length=8)  # "village" | "agency"
+    kecamatan = models.CharField(max_length=80, blank=True)
+    village = models.CharField(max_length=120, blank=True)  # the desa (also an agency's)
+    agency = models.CharField(max_length=200, blank=True)
+    agency_reason = models.CharField(max_length=12, blank=True)  # medical|social|emergency
+    summary = models.TextField(blank=True)  # what the letter asks, in the staff's words
+    scan = models.BinaryField(null=True)
+    scan_name = models.CharField(max_length=200, blank=True)
+    scan_type = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=16, default="registered")
+    disposition_note = models.TextField(blank=True)
+    created_at = models.FloatField()
+    created_by = models.CharField(max_length=150)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        db_table = "visit_requests"
+        permissions = (("register_requests", "Mencatat surat permohonan"),
+                       ("disposition_requests", "Mendisposisi surat permohonan"))
+        indexes = (models.Index(fields=["status"], name="visit_requests_by_status"),)
+
+
+class RequestEvent(models.Model):
+    """One move of a request through the flow: who, when, to which status, and why."""
+
+    request = models.ForeignKey(VisitRequest, on_delete=models.CASCADE, related_name="events")
+    at = models.FloatField()
+    by = models.CharField(max_length=150)
+    status = models.CharField(max_length=16)
+    note = models.TextField(blank=True)  # no personal data: counts, numbers, reasons
+
+    class Meta:
+        db_table = "request_events"
+        default_permissions = ()
+        ordering = ("at", "id")
+
+
+class Visit(models.Model):
+    """A scheduled visit (SOP step 3): a day, a recording point, officers, a kit, the
+    village staff asked to accompany; and the assignment sealed from it (step 6).
+
+    ``assignment_id`` is the kit-side id (stable across changes: a change or a
+    cancellation re-seals the same id, and the kit keeps the newest). ``version`` guards
+    against two schedulers overwriting each other (optimistic concurrency)."""
+
+    POINTS = ("village_office", "house_to_house", "hospital", "care_home")
+    STATES = ("planned", "assigned", "cancelled", "done")
+
+    request = models.ForeignKey(VisitRequest, on_delete=models.CASCADE, related_name="visits")
+    visit_date = models.DateField()
+    start_time = models.TimeField()
+    end_time = models.TimeField(null=True)
+    recording_point = models.CharField(max_length=16)
+    officers = models.TextField()  # officer ids, comma-separated
+    kit_id = models.TextField()
+    village_staff = models.TextField(blank=True)  # names, one per line
+    team_size = models.PositiveSmallIntegerField(default=2)
+    minutes = models.PositiveIntegerField(default=0)  # the estimate the schedule showed
+    state = models.CharField(max_length=10, default="planned")
+    assignment_id = models.TextField(unique=True)
+    assigned_at = models.FloatField(null=True)  # last sealed and queued for the kit
+    created_at = models.FloatField()
+    created_by = models.CharField(max_length=150)
+    updated_at = models.FloatField()
+    updated_by = models.CharField(max_length=150)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        db_table = "visits"
+        default_permissions = ("view",)
+        indexes = (models.Index(fields=["visit_date"], name="visits_by_day"),
+                   models.Index(fields=["kit_id", "visit_date"], name="visits_by_kit"))
+
+
+class Target(models.Model):
+    """One resident on a request's list (*data sasaran*).
+
+    The resident's data (:class:`sync.domain.Target` canonical: NIK, KK, name, birth
+    date, address) are sealed under the office's index key (:mod:`office.visits`), like
+    a record's index row: the table alone names nobody. In clear only what planning and
+    the clock need: the category and place (the time estimate), the desa, and where the
+    target stands.
+
+    ``status``: ``pending`` until a record closes it, then ``recorded``, ``partial``
+    (``detail`` the missing parts) or ``not_recorded`` (``detail`` the outcome and its
+    reason); ``verified`` None until Dafduk checks it (SOP step 3), False with
+    ``verify_note`` saying why not. ``visit`` is the visit it is on now (a target not
+    recorded can be moved to a later one)."""
+
+    STATUSES = ("pending", "recorded", "partial", "not_recorded")
+
+    id = models.CharField(max_length=36, primary_key=True)  # the kit's Target.id (uuid7)
+    request = models.ForeignKey(VisitRequest, on_delete=models.CASCADE, related_name="targets")
+    visit = models.ForeignKey(Visit, null=True, on_delete=models.SET_NULL,
+                              related_name="targets")
+    sealed = models.BinaryField()
+    category = models.CharField(max_length=12)
+    place = models.CharField(max_length=12)
+    village = models.CharField(max_length=120, blank=True)
+    source_row = models.PositiveIntegerField(null=True)  # row in the imported file
+    verified = models.BooleanField(null=True)
+    verify_note = models.TextField(blank=True)
+    verified_by = models.CharField(max_length=150, blank=True)
+    verified_at = models.FloatField(null=True)
+    status = models.CharField(max_length=14, default="pending")
+    detail = models.TextField(blank=True)
+    record_kit = models.TextField(blank=True)  # the record that closed it
+    record_id = models.TextField(blank=True)
+    closed_at = models.FloatField(null=True)
+    added_at = models.FloatField()
+    added_by = models.CharField(max_length=150)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        db_table = "targets"
+        default_permissions = ()
+        indexes = (models.Index(fields=["request", "status"], name="targets_by_request"),)
+
+
+class ReplyLetter(models.Model):
+    """The reply letter of a visit (SOP step 4). ``draft`` is kept byte for byte: the
+    signed copy must be exactly that draft, signed (pyHanko checks it against these bytes).
+    ``sent_at`` can only be set once ``verified_at`` is."""
+
+    visit = models.OneToOneField(Visit, on_delete=models.CASCADE, related_name="letter")
+    number = models.CharField(max_length=100)
+    letter_date = models.DateField()
+    fields = models.JSONField()  # what the letter says (office.letters.ReplyLetter)
+    draft = models.BinaryField()
+    draft_sha256 = models.CharField(max_length=64)
+    drafted_at = models.FloatField()
+    drafted_by = models.CharField(max_length=150)
+    signed = models.BinaryField(null=True)
+    signed_sha256 = models.CharField(max_length=64, blank=True)
+    verification = models.JSONField(null=True)  # signer, time, certificate; or the reasons
+    verified_at = models.FloatField(null=True)
+    uploaded_by = models.CharField(max_length=150, blank=True)
+    sent_at = models.FloatField(null=True)
+    sent_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        db_table = "reply_letters"
+        default_permissions = ()
+
+
+class KitCheckout(models.Model):
+    """A kit taken out for a visit and brought back (SOP steps 6 and 11): who, when, its
+    self-test and condition each way; at return, the records still waiting on it and the
+    targets still pending. ``due_on`` is the day it should be back (the fleet alert
+    ``not_returned`` fires after it)."""
+
+    kit_id = models.TextField()
+    visit = models.ForeignKey(Visit, null=True, on_delete=models.SET_NULL,
+                              related_name="checkouts")
+    taken_by = models.CharField(max_length=150)  # officer id or name of who took it
+    out_at = models.FloatField()
+    out_by = models.CharField(max_length=150)  # the staff member who handed it over
+    out_selftest = models.JSONField(null=True)
+    out_selftest_ok = models.BooleanField(null=True)
+    out_condition = models.TextField(blank=True)
+    due_on = models.DateField()
+    returned_at = models.FloatField(null=True)
+    returned_by = models.CharField(max_length=150, blank=True)
+    return_selftest = models.JSONField(null=True)
+    return_selftest_ok = models.BooleanField(null=True)
+    return_condition = models.TextField(blank=True)
+    waiting_records = models.PositiveIntegerField(null=True)
+    pending_targets = models.PositiveIntegerField(null=True)
+
+    class Meta:
+        db_table = "kit_checkouts"
+        permissions = (("checkout_kits", "Menyerahkan dan menerima kembali kit"),)
+        constraints = (models.UniqueConstraint(
+            fields=["kit_id"], condition=Q(returned_at__isnull=True),
+            name="kit_checkouts_one_open_per_kit"),)

@@ -232,6 +232,9 @@ class RecordBook:
         if review.complete and review.complete_on is None:
             review.complete_on = local_day(opened.received_at)
         review.save(using=self.using)
+        from office.visits import close_target  # the visit flow builds on the records
+
+        close_target(review, self.person(review.sealed), using=self.using)
         return review
 
     def index_new(self, limit: int = 500) -> int:

@@ -32,15 +32,22 @@ ROLES: dict[str, tuple[str, ...]] = {
     # Operators handle records: personal data and the export to SIAK.
     "operator": ("office.view_fleet", "office.view_personal", "office.export_records"),
     # Bidang Dafduk schedules the visits and assigns kits.
-    "scheduler": ("office.view_fleet", "office.schedule_visits"),
+    # Bidang Dafduk also registers the request letters, verifies the targets, makes the
+    # reply letters and hands kits out and takes them back.
+    "scheduler": ("office.view_fleet", "office.schedule_visits", "office.register_requests",
+                  "office.checkout_kits", "office.view_visit", "office.view_village",
+                  "office.change_village"),
     # Kepala Dinas: all of the above, commands and remote wipe, the audit log, the alert
-    # thresholds, and the KTP-el clock's working-day table and setting.
+    # thresholds, the KTP-el clock's working-day table and setting, and the disposition
+    # of request letters.
     "head": ("office.view_fleet", "office.view_personal", "office.export_records",
              "office.schedule_visits", "office.command_kit", "office.wipe_kit",
              "office.view_auditentry", "office.change_alertsettings",
              "office.add_workingdayoverride", "office.change_workingdayoverride",
              "office.delete_workingdayoverride", "office.view_workingdayoverride",
-             "office.change_clocksettings"),
+             "office.change_clocksettings", "office.register_requests",
+             "office.disposition_requests", "office.checkout_kits", "office.view_visit",
+             "office.view_village", "office.change_village"),
     # Everything, including managing users and roles.
     "admin": (ALL,),
 }
