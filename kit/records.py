@@ -37,10 +37,27 @@ STATUS_FOR_OUTCOME = {
 
 
 def store_assignment(store: Store, key: DataKey, assignment: Assignment) -> None:
-    """Keep an assignment on the kit, every byte of personal data encrypted."""
+    """Keep an assignment on the kit, every byte of personal data encrypted.
+
+    A newer version of one already held replaces it: a target no longer in it goes
+    from the list if nobody touched it (pending, no draft), and stays if it has a
+    recording state (recorded, partial, not recorded, in progress) or a draft, so
+    nothing an officer recorded is lost. A cancelled one (no targets) is kept only
+    for the targets that stay; the kiosk no longer lists it. The store decides again
+    inside its one transaction, so a draft started meanwhile still keeps its target.
+    """
     assignment.validate()
+    drop: list[str] = []
     if store.assignment_payload(assignment.id) is not None:
-        target_states(store, key, assignment.id)  # rows kept before m005 move to references
+        # Also moves rows kept before m005 to their references.
+        states = target_states(store, key, assignment.id)
+        wanted = {t.id for t in assignment.targets}
+        with_draft = {d["target_id"] for d in store.drafts()}
+        for target_id, (status, _outcome) in states.items():
+            ref = target_ref(key, target_id)
+            if target_id not in wanted and status == str(TargetStatus.PENDING) \
+                    and ref not in with_draft:
+                drop.append(ref)
     header = assignment.to_canonical()
     header["targets"] = [t.id for t in assignment.targets]
     payload = key.encrypt(canonical(header), f"assignment:{assignment.id}")
@@ -48,7 +65,11 @@ def store_assignment(store: Store, key: DataKey, assignment: Assignment) -> None
     for t in assignment.targets:
         ref = target_ref(key, t.id)
         targets.append((ref, key.encrypt(canonical(t.to_canonical()), f"target:{ref}")))
-    store.put_assignment(assignment.id, assignment.visit_date.isoformat(), payload, targets)
+    dropped = store.put_assignment(assignment.id, assignment.visit_date.isoformat(), payload,
+                                   targets, drop=drop, cancelled=assignment.cancelled)
+    if dropped or assignment.cancelled:
+        log.info("assignment %s stored%s; %d untouched target(s) no longer in it removed",
+                 assignment.id, " (cancelled)" if assignment.cancelled else "", dropped)
 
 
 def target_ref(key: DataKey, target_id: str) -> str:

@@ -38,6 +38,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,18 @@ def m005_no_visit_in_clear(db: Database) -> None:
     db.execute(f"UPDATE audit SET subject = '', detail = '' WHERE event IN "
                f"({', '.join('?' * len(events))}) AND subject NOT LIKE 'sealed:%'", events)
     db.execute("DELETE FROM kit_status WHERE key = 'gnss_fix'")
+
+
+@migrations()
+def m006_assignment_changes(db: Database) -> None:
+    # The office changes an assignment by sealing it again, or cancels it: a cancelled one
+    # stays (the targets already recorded still belong to it) but the kiosk no longer lists
+    # it. The agent tells the office when the kiosk opened an assignment, or could not, once
+    # per version: these note what it has told. A row opened before this migration has its
+    # opening reported too (the office ignores it for a version it no longer holds).
+    db.execute("ALTER TABLE assignments ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE inbox ADD COLUMN opened_reported_at REAL")
+    db.execute("ALTER TABLE inbox ADD COLUMN error_reported TEXT NOT NULL DEFAULT ''")
 
 
 @dataclass(frozen=True)
@@ -296,13 +309,29 @@ class Store:
 
     # -- assignments and targets (ciphertext) -----------------------------------------
     def put_assignment(self, assignment_id: str, visit_date: str, payload: bytes,
-                       targets: list[tuple[str, bytes]]) -> None:
-        """Store an assignment and its targets (already encrypted) in one transaction."""
+                       targets: list[tuple[str, bytes]], *, drop: Iterable[str] = (),
+                       cancelled: bool = False) -> int:
+        """Store an assignment and its targets (already encrypted) in one transaction.
+
+        A newer version replaces the older: its targets take positions in its order,
+        and the rows named in ``drop`` (targets the caller found untouched, pending,
+        and no longer in it) are deleted. A row is deleted only if it still belongs to
+        this assignment, is not in the new version and no draft names it, and has no
+        state kept in clear from before m005; a target dropped from the list that was
+        recorded (or is being recorded) stays, after the new ones, so nothing an
+        officer did is lost. ``cancelled`` keeps the row (and those targets) but hides
+        it from :meth:`assignments`. Returns how many targets were deleted.
+        """
         now = time.time()
+        new_ids = [target_id for target_id, _ in targets]
+        dropped = 0
         with self.transaction():
             self.conn.execute(
-                "INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?)",
-                (assignment_id, visit_date, now, payload),
+                "INSERT INTO assignments (id, visit_date, received_at, payload, cancelled) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "visit_date = excluded.visit_date, received_at = excluded.received_at, "
+                "payload = excluded.payload, cancelled = excluded.cancelled",
+                (assignment_id, visit_date, now, payload, int(cancelled)),
             )
             for position, (target_id, blob) in enumerate(targets):
                 self.conn.execute(
@@ -312,11 +341,37 @@ class Store:
                     "payload = excluded.payload, updated_at = excluded.updated_at",
                     (target_id, assignment_id, position, now, blob),
                 )
-            self._audit("assignment_stored", subject=assignment_id, detail=f"{len(targets)}")
+            for row_id in set(drop) - set(new_ids):
+                dropped += self.conn.execute(
+                    "DELETE FROM targets WHERE id = ? AND assignment_id = ? "
+                    "AND status IN ('', 'pending') AND outcome = '' AND NOT EXISTS "
+                    "(SELECT 1 FROM drafts d WHERE d.target_id = targets.id)",
+                    (row_id, assignment_id)).rowcount
+            kept = [r[0] for r in self.conn.execute(
+                f"SELECT id FROM targets WHERE assignment_id = ? AND id NOT IN "
+                f"({', '.join('?' * len(new_ids))}) ORDER BY position, id",
+                (assignment_id, *new_ids))]
+            for offset, row_id in enumerate(kept):  # no longer asked for: after the new ones
+                self.conn.execute("UPDATE targets SET position = ? WHERE id = ?",
+                                  (len(new_ids) + offset, row_id))
+            self._audit("assignment_stored", subject=assignment_id,
+                        detail=json.dumps({"targets": len(targets), "dropped": dropped,
+                                           "kept": len(kept), "cancelled": cancelled}))
+        return dropped
 
-    def assignments(self) -> list[dict[str, Any]]:
+    def assignments(self, *, include_cancelled: bool = False) -> list[dict[str, Any]]:
+        """The assignments the kiosk may offer, by visit date; a cancelled one only with
+        ``include_cancelled`` (its recorded targets are still in the store)."""
+        where = "" if include_cancelled else "WHERE cancelled = 0 "
         return [dict(r) for r in self.db.query(
-            "SELECT id, visit_date, received_at FROM assignments ORDER BY visit_date, id")]
+            "SELECT id, visit_date, received_at, cancelled FROM assignments "
+            f"{where}ORDER BY visit_date, id")]
+
+    def assignment_cancelled(self, assignment_id: str) -> bool | None:
+        """Whether the office cancelled it; None when the kit does not hold it."""
+        row = self.conn.execute(
+            "SELECT cancelled FROM assignments WHERE id = ?", (assignment_id,)).fetchone()
+        return None if row is None else bool(row[0])
 
     def assignment_payload(self, assignment_id: str) -> bytes | None:
         row = self.conn.execute(
@@ -551,6 +606,28 @@ class Store:
     def inbox_error(self, assignment_id: str, error: str) -> None:
         self.conn.execute("UPDATE inbox SET error = ? WHERE assignment_id = ?",
                           (error[:200], assignment_id))
+
+    def inbox_reports_due(self) -> list[dict[str, Any]]:
+        """What the agent has still to tell the office about the kiosk opening assignments:
+        each version opened and not yet reported, and each error met opening a version
+        still waiting that was not yet reported (the same error is told once). A newer
+        version replaces its row (:meth:`put_inbox`), so it is told afresh."""
+        return [dict(r) for r in self.db.query(
+            "SELECT assignment_id, sealed_at, opened_at, error FROM inbox WHERE "
+            "(opened_at IS NOT NULL AND opened_reported_at IS NULL) OR "
+            "(opened_at IS NULL AND envelope IS NOT NULL AND error != '' "
+            "AND error != error_reported) ORDER BY received_at, assignment_id")]
+
+    def inbox_reported(self, assignment_id: str, sealed_at: str, *, opened: bool,
+                       error: str = "") -> None:
+        """The broker accepted the report of that version's opening (or of ``error``)."""
+        if opened:
+            self.conn.execute("UPDATE inbox SET opened_reported_at = ? WHERE "
+                              "assignment_id = ? AND sealed_at = ? AND opened_at IS NOT NULL",
+                              (time.time(), assignment_id, sealed_at))
+        else:
+            self.conn.execute("UPDATE inbox SET error_reported = ? WHERE assignment_id = ? "
+                              "AND sealed_at = ?", (error[:200], assignment_id, sealed_at))
 
     def clear_inbox(self) -> int:
         """Drop every envelope still waiting (after a wipe nothing could open them)."""

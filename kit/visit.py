@@ -215,7 +215,9 @@ class VisitController:
 
     # -- the day's work -----------------------------------------------------------------------
     def load_assignment(self) -> Assignment | None:
-        """Today's assignment, or the next one to come, or the latest (officers check dates)."""
+        """Today's assignment, or the next one to come, or the latest (officers check dates).
+
+        A visit the office cancelled is never offered (the store leaves it out)."""
         rows = self.store.assignments()
         if not rows:
             self.assignment = None
@@ -227,8 +229,15 @@ class VisitController:
         return self.assignment
 
     def open_assignment(self, wanted: str = "first") -> Assignment:
-        """One assignment by id, or ``"first"`` the first the kit holds (a scripted visit)."""
+        """One assignment by id, or ``"first"`` the first the kit holds (a scripted visit).
+        A cancelled one is refused: the office called the visit off."""
         ids = [a["id"] for a in self.store.assignments()]
+        if wanted != "first" and self.store.assignment_cancelled(wanted):
+            raise ValidationError(id="Penugasan ini dibatalkan oleh kantor",
+                                  en="The office cancelled this assignment",
+                                  hint_id="Tanyakan penugasan yang baru ke kantor",
+                                  hint_en="Ask the office for the new assignment",
+                                  code="assignment_cancelled")
         if not ids:
             raise ValidationError(id="Belum ada penugasan di kit",
                                   en="There is no assignment on the kit",

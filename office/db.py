@@ -710,12 +710,15 @@ class OfficeDb:
             "INSERT INTO assignments (kit_id, assignment_id, sealed_at, envelope, queued_at) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT(kit_id, assignment_id) DO UPDATE SET "
             "sealed_at = excluded.sealed_at, envelope = excluded.envelope, "
-            "queued_at = excluded.queued_at, sent_at = NULL, delivered_at = NULL, error = ''",
+            "queued_at = excluded.queued_at, sent_at = NULL, delivered_at = NULL, "
+            "opened_at = NULL, error = ''",
             (kit_id, assignment_id, sealed_at, envelope, time.time()))
 
     def assignments(self, kit_id: str | None = None) -> list[dict[str, Any]]:
+        """Each assignment's progress: queued, ``sent_at``, ``delivered_at`` (the agent
+        holds it, sealed) and ``opened_at`` (an officer's kiosk opened and stored it)."""
         sql = ("SELECT kit_id, assignment_id, sealed_at, queued_at, sent_at, delivered_at, "
-               "error FROM assignments")
+               "opened_at, error FROM assignments")
         rows = self.conn.execute(sql + (" WHERE kit_id = %s" if kit_id else "") +
                                  " ORDER BY queued_at", (kit_id,) if kit_id else ())
         return [dict(r) for r in rows]
@@ -781,6 +784,28 @@ class OfficeDb:
                           "assignment_id = %s", (time.time(), kit_id, assignment_id))
 
     def assignment_answered(self, kit_id: str, ack: p.AssignmentAck) -> None:
+        """Note the kit's answer. A receipt (not ``opened``) marks delivered any version
+        up to the one acknowledged. An ``opened`` ack counts only for the very version
+        queued (same ``sealed_at``): the kiosk opening an older copy says nothing about
+        the newer one. It sets ``opened_at`` (and ``delivered_at`` if its receipt was
+        lost) or, not ``ok``, the error the kiosk met opening it. Repeats are harmless."""
+        if ack.opened:
+            if not ack.sealed_at:
+                return
+            if ack.ok:
+                now = time.time()
+                self.conn.execute(
+                    "UPDATE assignments SET opened_at = COALESCE(opened_at, %s), "
+                    "delivered_at = COALESCE(delivered_at, %s), error = '' WHERE kit_id = %s "
+                    "AND assignment_id = %s AND sealed_at = %s",
+                    (now, now, kit_id, ack.assignment_id, ack.sealed_at))
+            else:
+                self.conn.execute(
+                    "UPDATE assignments SET error = %s WHERE kit_id = %s AND "
+                    "assignment_id = %s AND sealed_at = %s AND opened_at IS NULL",
+                    (ack.reason[:200] or "unopened", kit_id, ack.assignment_id,
+                     ack.sealed_at))
+            return
         if ack.ok:
             self.conn.execute(
                 "UPDATE assignments SET delivered_at = %s, error = '' WHERE kit_id = %s AND "
@@ -860,7 +885,10 @@ def _check_adoptable(conn: sqlite3.Connection, path: Path, tables: set[str]) -> 
     """Refuse a file whose tables are not the office's (another program's, the kit's store)."""
     from office import models
 
-    wanted = {m._meta.db_table: [f.column for f in m._meta.local_fields if f.column]
+    # Columns later migrations add to these tables: a file from before Django has none.
+    added_later = {"assignments": {"opened_at"}}  # 0008
+    wanted = {m._meta.db_table: [f.column for f in m._meta.local_fields if f.column and
+                                 f.column not in added_later.get(m._meta.db_table, ())]
               for m in (models.Record, models.Upload, models.Chunk, models.Kit,
                         models.Position, models.Assignment, models.Command, models.Refusal,
                         models.RefusalCount, models.Quarantined)}

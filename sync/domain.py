@@ -972,10 +972,24 @@ class Assignment:
     the village staff (*pendamping*) who accompany them, as the reply letter
     asks the village to send.
 
+    The office changes a visit by sealing the same ``id`` again, newer; it
+    cancels one by sealing it with ``cancelled`` set and no targets (the kit
+    then drops the targets nobody touched and keeps every recorded one).
+    ``cancelled`` appears in the canonical form only when set, so an
+    assignment that was never cancelled keeps its bytes, and its signature.
+
     >>> a = Assignment.from_json(SAMPLE_ASSIGNMENT_PATH.read_text(encoding="utf-8"))
     >>> a.validate()
     >>> a.village, len(a.targets)
     ('Papungan', 6)
+    >>> "cancelled" in a.to_canonical()
+    False
+    >>> off = Assignment.from_canonical({**a.to_canonical(), "cancelled": True, "targets": []})
+    >>> off.cancelled, off.problems()
+    (True, [])
+    >>> [p.error.code for p in Assignment.from_canonical(
+    ...     {**a.to_canonical(), "cancelled": True}).problems()][:1]
+    ['assignment_cancelled_with_targets']
     """
 
     id: str
@@ -986,10 +1000,12 @@ class Assignment:
     kit_id: str
     village_staff: list[str] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
+    cancelled: bool = False
 
     def __repr__(self) -> str:
         return (f"Assignment(id={self.id!r}, visit_date={self.visit_date.isoformat()}, "
-                f"kit_id={self.kit_id!r}, targets={len(self.targets)})")
+                f"kit_id={self.kit_id!r}, targets={len(self.targets)}"
+                f"{', cancelled' if self.cancelled else ''})")
 
     def target(self, target_id: str) -> Target:
         """The target with this id; raises ValidationError ``target_missing``."""
@@ -1028,7 +1044,13 @@ class Assignment:
         if not self.kit_id.strip():
             own("assignment_kit", "kit_id", "Kit belum ditentukan", "No kit is assigned",
                 "Pilih kit yang dibawa petugas", "Choose the kit the officers take")
-        if not self.targets:
+        if self.cancelled and self.targets:
+            own("assignment_cancelled_with_targets", "targets",
+                f"Penugasan dibatalkan tetapi masih berisi {len(self.targets)} sasaran",
+                f"The assignment is cancelled but still lists {len(self.targets)} target(s)",
+                "Kosongkan daftar sasaran atau batalkan pembatalannya",
+                "Empty the target list, or do not cancel the assignment")
+        if not self.targets and not self.cancelled:
             own("assignment_empty", "targets", "Penugasan tanpa sasaran",
                 "The assignment has no targets", "Tambahkan sasaran dari surat desa",
                 "Add the targets from the village's letter")
@@ -1073,6 +1095,8 @@ class Assignment:
             "kit_id": self.kit_id,
             "village_staff": list(self.village_staff),
             "targets": [t.to_canonical() for t in self.targets],
+            # Only when set: an assignment never cancelled keeps its canonical bytes.
+            **({"cancelled": True} if self.cancelled else {}),
         }
 
     @classmethod
@@ -1090,6 +1114,7 @@ class Assignment:
             village_staff=f.str_list("village_staff", default=[]),
             targets=[Target.from_canonical(t, f"{where}.targets[{i}]")
                      for i, t in enumerate(raw_targets)],
+            cancelled=f.get("cancelled", bool, default=False),
         )
         f.done()
         return assignment

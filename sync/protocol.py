@@ -30,7 +30,7 @@ which takes levels 2 and 3 as user and device, files every kit as device
 >>> topics.health
 'jaranijo-v1/kits/blitar-kit-01/health'
 >>> decode_status(encode_status(Status(online=True, session=3, tst=1763880000)))
-Status(online=True, session=3, tst=1763880000, software='', reason='')
+Status(online=True, session=3, tst=1763880000, software='', reason='', security='')
 """
 
 from __future__ import annotations
@@ -851,12 +851,19 @@ def verify_envelope(blob: bytes, signer: VerifyKey) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class AssignmentAck:
-    """The kit's answer to an assignment: stored (``ok``) or refused with ``reason``."""
+    """The kit's answer to an assignment: stored (``ok``) or refused with ``reason``.
+
+    With ``opened`` it reports a second step, sent later by the agent: an officer's
+    session on the kiosk opened the version sealed at ``sealed_at`` and stored it
+    (``ok``), or could not open it (not ``ok``, ``reason`` the error's code). Encoded
+    as ``"op": true`` only when set, so a plain receipt keeps its old bytes.
+    """
 
     assignment_id: str
     ok: bool
     sealed_at: str = ""
     reason: str = ""
+    opened: bool = False
 
 
 def encode_assignment_ack(ack: AssignmentAck) -> bytes:
@@ -867,6 +874,8 @@ def encode_assignment_ack(ack: AssignmentAck) -> bytes:
         data["sa"] = ack.sealed_at
     if ack.reason:
         data["why"] = ack.reason[:200]
+    if ack.opened:
+        data["op"] = True
     return cbor2.dumps(data, canonical=True)
 
 
@@ -876,7 +885,8 @@ def decode_assignment_ack(payload: bytes) -> AssignmentAck:
     return AssignmentAck(assignment_id=_text(d, "aid", k, pattern=ID_RE) or "",
                          ok=bool(_bool(d, "ok", k, required=True)),
                          sealed_at=_text(d, "sa", k, 40) or "",
-                         reason=_text(d, "why", k, 200) or "")
+                         reason=_text(d, "why", k, 200) or "",
+                         opened=bool(_bool(d, "op", k)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,6 +51,10 @@ from sync.protocol import backoff_s
 
 log = logging.getLogger(__name__)
 
+# How often the agent looks in the store for assignments the kiosk opened since (the kiosk
+# runs in its own process and writes only the store); a report reaches the office within it.
+OPENING_CHECK_S = 2.0
+
 
 class Notifier:
     """Tells systemd how the service is (sd_notify) when it runs under systemd
@@ -142,6 +146,10 @@ class Agent:
         self._track_sent_len = 0
         self._next_housekeeping = 0.0
         self._next_telemetry = 0.0
+        # Reports that the kiosk opened an assignment (or could not), waiting for the
+        # broker's PUBACK: mid -> (assignment id, sealed_at, opened, error).
+        self._opening_mids: dict[int, tuple[str, str, bool, str]] = {}
+        self._next_opening_check = 0.0
         self._shared_fix: GnssFix | None = None
         self._shared_network: ModemView | None = None
         self._last_watchdog = 0.0
@@ -207,6 +215,7 @@ class Agent:
                 self._next_telemetry = now + 1.0
                 self._telemetry(now)
             self.uploader.pump(now)
+            self._report_openings(now)
             self._housekeeping(now)
         except JaranIjoError as exc:
             log.error("%s", exc.text("en"))
@@ -328,6 +337,8 @@ class Agent:
         self._alias_max = int(getattr(properties, "TopicAliasMaximum", 0) or 0)
         self._slow_sent = {}
         self._track_mid = None
+        self._opening_mids = {}  # the old client is gone: what it held unconfirmed goes again
+        self._next_opening_check = 0.0
         log.info("connected to the broker as %s (session %d, broker kept our session: %s)",
                  self.kit_id, self.session, bool(getattr(flags, "session_present", False)))
         client.subscribe([(self.topics.rcpt, 1), (self.topics.assign, 1), (self.topics.cmd, 1),
@@ -365,6 +376,10 @@ class Agent:
                 self.track.clear(self.settings.track_min_distance_m)
             self.track.dirty = True
             self._track_mid = None
+        opening = self._opening_mids.pop(mid, None)
+        if opening is not None and not getattr(reason, "is_failure", False):
+            aid, sealed_at, opened, error = opening
+            self.store.inbox_reported(aid, sealed_at, opened=opened, error=error)
         if getattr(reason, "is_failure", False):
             log.warning("broker refused a publish (%s): check the broker ACL for kit %s",
                         reason, self.kit_id)
@@ -456,6 +471,34 @@ class Agent:
 
     def _ack_assignment(self, ack: p.AssignmentAck) -> None:
         self.publish(self.topics.ack, p.encode_assignment_ack(ack), qos=1)
+
+    def _report_openings(self, now: float) -> None:
+        """Tell the office which assignment versions the kiosk opened, or failed to open.
+
+        The kiosk is another process: it only notes the opening in the store
+        (:func:`kit.records.open_inbox`). Each is published once, QoS 1, and noted as
+        told when the broker's PUBACK comes (:meth:`_on_publish`); one not confirmed
+        before the link dropped goes again on the next connection (the office takes a
+        repeat as the same news)."""
+        if not self.connected or now < self._next_opening_check:
+            return
+        self._next_opening_check = now + OPENING_CHECK_S
+        in_flight = {(aid, sa, opened) for aid, sa, opened, _ in self._opening_mids.values()}
+        client = self.client
+        for row in self.store.inbox_reports_due():
+            aid, sealed_at = str(row["assignment_id"]), str(row["sealed_at"])
+            opened = row["opened_at"] is not None
+            error = "" if opened else str(row["error"])
+            if client is None or (aid, sealed_at, opened) in in_flight:
+                continue
+            ack = p.AssignmentAck(aid, ok=opened, sealed_at=sealed_at, reason=error,
+                                  opened=True)
+            info = client.publish(self.topics.ack, p.encode_assignment_ack(ack), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return  # the link is going down; the next connection tries again
+            self._opening_mids[info.mid] = (aid, sealed_at, opened, error)
+            log.info("reported assignment %s %s on the kiosk", aid,
+                     "opened" if opened else f"not opened ({error})")
 
     def _on_command(self, payload: bytes) -> None:
         now = self.clock()

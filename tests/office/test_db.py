@@ -269,3 +269,61 @@ def test_a_record_arrives_chunk_by_chunk_and_is_stored_once(office_db: str) -> N
         assert len(db.records()) == 1
     finally:
         db.close()
+
+
+def test_an_assignment_is_queued_delivered_then_opened_for_its_own_version(
+        office_db: str) -> None:
+    kit, aid = "blitar-kit-01", "0193a2c4-5e10-7c3a-9b41-6d2f0e8a1b01"
+    v1, v2 = "2026-11-23T09:00:00.000000+00:00", "2026-11-23T10:00:00.000000+00:00"
+    db = OfficeDb.open(office_db)
+    try:
+        def row() -> dict[str, object]:
+            (only,) = db.assignments(kit)
+            return only
+
+        db.queue_assignment(kit, aid, v1, b"env-1")
+        assert row()["opened_at"] is None and row()["delivered_at"] is None
+        db.assignment_answered(kit, p.AssignmentAck(aid, ok=True, sealed_at=v1))
+        assert row()["delivered_at"] is not None and row()["opened_at"] is None
+        db.assignment_answered(kit, p.AssignmentAck(aid, ok=True, sealed_at=v1, opened=True))
+        opened = row()["opened_at"]
+        assert opened is not None
+        db.assignment_answered(kit, p.AssignmentAck(aid, ok=True, sealed_at=v1, opened=True))
+        assert row()["opened_at"] == opened  # a repeat changes nothing
+
+        # The office changes the visit: sealed again, newer; its progress starts over.
+        db.queue_assignment(kit, aid, v2, b"env-2")
+        assert (row()["sent_at"], row()["delivered_at"], row()["opened_at"]) == \
+            (None, None, None)
+        # The kit's late news about version 1 does not mark version 2 opened.
+        db.assignment_answered(kit, p.AssignmentAck(aid, ok=True, sealed_at=v1, opened=True))
+        db.assignment_answered(kit, p.AssignmentAck(aid, ok=True, opened=True))  # no version
+        assert row()["opened_at"] is None and row()["delivered_at"] is None
+        # Version 2's opening, its receipt lost on the way: delivered and opened at once.
+        db.assignment_answered(kit, p.AssignmentAck(aid, ok=True, sealed_at=v2, opened=True))
+        assert row()["opened_at"] is not None and row()["delivered_at"] is not None
+        assert [a["assignment_id"] for a in db.undelivered_assignments(kit)] == []
+    finally:
+        db.close()
+
+
+def test_an_assignment_the_kiosk_cannot_open_says_why(office_db: str) -> None:
+    kit, aid = "blitar-kit-01", "0193a2c4-5e10-7c3a-9b41-6d2f0e8a1b02"
+    v1, v2 = "2026-11-23T09:00:00.000000+00:00", "2026-11-23T10:00:00.000000+00:00"
+    db = OfficeDb.open(office_db)
+    try:
+        db.queue_assignment(kit, aid, v2, b"env-2")
+        db.assignment_answered(kit, p.AssignmentAck(aid, ok=True, sealed_at=v2))
+        db.assignment_answered(kit, p.AssignmentAck(aid, ok=False, sealed_at=v1,
+                                                    reason="bad_signature", opened=True))
+        assert db.assignments(kit)[0]["error"] == ""  # about an older version
+        db.assignment_answered(kit, p.AssignmentAck(aid, ok=False, sealed_at=v2,
+                                                    reason="bad_signature", opened=True))
+        (row,) = db.assignments(kit)
+        assert (row["error"], row["opened_at"]) == ("bad_signature", None)
+        assert row["delivered_at"] is not None
+        db.assignment_answered(kit, p.AssignmentAck(aid, ok=True, sealed_at=v2, opened=True))
+        (row,) = db.assignments(kit)
+        assert row["error"] == "" and row["opened_at"] is not None
+    finally:
+        db.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import doctest
 import json
 import time
@@ -19,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync import domain, regions
+from sync import domain, protocol, regions
 from sync.domain import (
     SAMPLE_ASSIGNMENT_PATH,
     Address,
@@ -565,6 +566,42 @@ def test_empty_assignment_is_refused() -> None:
     ]
 
 
+def test_cancelled_assignment_round_trips_and_needs_no_targets() -> None:
+    sample = load_sample()
+    plain = sample.to_canonical()
+    # A never-cancelled assignment keeps its bytes, so signatures made before stay good.
+    assert list(plain) == ["schema", "id", "visit_date", "village", "kecamatan", "officers",
+                           "kit_id", "village_staff", "targets"]
+    again = Assignment.from_canonical(json.loads(sample.to_json()))
+    assert cbor2.dumps(again.to_canonical(), canonical=True) == \
+        cbor2.dumps(plain, canonical=True)
+    off = dataclasses.replace(sample, targets=[], cancelled=True)
+    data = off.to_canonical()
+    assert data["cancelled"] is True and data["targets"] == []
+    assert Assignment.from_canonical(cbor2.loads(cbor2.dumps(data, canonical=True))) == off
+    assert Assignment.from_json(off.to_json()) == off
+    off.validate(today=TODAY)  # no assignment_empty: a cancelled visit has no targets
+    assert "cancelled" in repr(off)
+
+
+def test_cancelled_assignment_with_targets_is_refused() -> None:
+    still = dataclasses.replace(load_sample(), cancelled=True)
+    with pytest.raises(AssignmentInvalid) as info:
+        still.validate(today=TODAY)
+    (problem,) = info.value.problems
+    assert problem.error.code == "assignment_cancelled_with_targets"
+    assert problem.error.field == "targets"
+    assert "dibatalkan" in problem.error.text("id") and "cancelled" in problem.error.text("en")
+
+
+@pytest.mark.parametrize("value", [1, "true", None])
+def test_cancelled_must_be_true_or_false(value: object) -> None:
+    data = {**load_sample().to_canonical(), "targets": [], "cancelled": value}
+    with pytest.raises(ValidationError) as info:
+        Assignment.from_canonical(data)
+    assert info.value.code == "data_type"
+
+
 # ---------------------------------------------------------------- recordings and outcomes
 
 T0 = datetime(2026, 12, 3, 2, 15, 0, tzinfo=UTC)
@@ -950,7 +987,7 @@ def test_bad_assignment_json(text: str | bytes) -> None:
 
 
 def test_module_examples() -> None:
-    for module in (domain, regions):
+    for module in (domain, regions, protocol):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0
 

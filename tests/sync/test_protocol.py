@@ -94,6 +94,21 @@ def test_payloads_round_trip() -> None:
     assert position.lat == -8.09876
 
 
+def test_assignment_ack_says_opened_only_when_it_was() -> None:
+    aid, sa = "0193a2c4-5e10-7c3a-9b41-6d2f0e8a1b01", "2026-11-23T09:00:00.000000+00:00"
+    receipt = p.AssignmentAck(aid, ok=True, sealed_at=sa)
+    wire = p.encode_assignment_ack(receipt)
+    assert "op" not in cbor2.loads(wire)  # a plain receipt keeps its old bytes
+    assert p.decode_assignment_ack(wire) == receipt and not receipt.opened
+    opened = p.AssignmentAck(aid, ok=True, sealed_at=sa, opened=True)
+    assert cbor2.loads(p.encode_assignment_ack(opened))["op"] is True
+    assert p.decode_assignment_ack(p.encode_assignment_ack(opened)) == opened
+    failed = p.AssignmentAck(aid, ok=False, sealed_at=sa, reason="bad_signature", opened=True)
+    assert p.decode_assignment_ack(p.encode_assignment_ack(failed)) == failed
+    with pytest.raises(p.ProtocolError, match="true or false"):
+        p.decode_assignment_ack(cbor2.dumps({"v": 1, "aid": aid, "ok": True, "op": 1}))
+
+
 def test_chunks_that_run_past_the_record_or_are_too_big_are_refused() -> None:
     good = p.Chunk("r-1", b"\1" * 32, 100, 0, b"x" * 100)
     with pytest.raises(p.ProtocolError, match="malformed"):
