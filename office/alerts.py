@@ -1,12 +1,13 @@
 """Alerts: the troubles the office must act on, raised and cleared by themselves.
 
-Six kinds (:data:`KINDS`), each judged by a pure function of what the office knows of a
+Seven kinds (:data:`KINDS`), each judged by a pure function of what the office knows of a
 kit (:class:`office.web.fleet.KitData`, its latest answered self-test, its assignments
-today) and the office's thresholds (:class:`office.models.AlertSettings`, one row, edited
-on ``/alerts/settings``); :func:`conditions` gives the ones that hold now, each with a
-short detail of figures (a battery %, an age; never personal data). :func:`evaluate`
-turns them into :class:`office.models.Alert` rows; :class:`AlertWatch` runs it every
-30 s inside ``office serve``.
+today, the day its open checkout is due back) and the office's thresholds
+(:class:`office.models.AlertSettings`, one row, edited on ``/alerts/settings``);
+:func:`conditions` gives the ones that hold now, each with a short detail of figures (a
+battery %, an age; never personal data). :func:`evaluate` turns them into
+:class:`office.models.Alert` rows; :class:`AlertWatch` runs it every 30 s inside
+``office serve``.
 
 What keeps the list short and honest:
 
@@ -31,7 +32,13 @@ What keeps the list short and honest:
                                an assignment today                   hours, or none today
   ``failed_selftest``          latest answered self-test failed      a newer one passes
   ``no_tpm``                   status says ``security: software``    a birth says ``tpm``
+  ``not_returned``             its open checkout's ``due_on`` is     returned (or due
+                               before today (WIB)                    moved to today+)
   ============================ ===================================== =====================
+
+  ``not_returned`` is about the kit as a thing the storekeeper lent out, not about its
+  link: it holds whether or not the office ever heard from the kit, and it has no setting
+  (always on).
 
   A kit that goes quiet keeps its open health alerts (the office does not know it got
   better: its last battery reading stays low, its fix and its records keep ageing) but
@@ -59,6 +66,7 @@ from django.utils import timezone
 
 from office.models import Alert, AlertSettings, Assignment, Command, Kit
 from office.presence import STALE_FACTOR, STALE_MARGIN_S, KitData, day_start, staleness
+from office.records import local_day
 
 log = logging.getLogger("office.alerts")
 
@@ -68,7 +76,9 @@ NO_FIX = "no_fix"
 RECORDS_WAITING = "records_waiting"
 FAILED_SELFTEST = "failed_selftest"
 NO_TPM = "no_tpm"
-KINDS = (LOW_BATTERY, OFFLINE_DURING_VISIT, NO_FIX, RECORDS_WAITING, FAILED_SELFTEST, NO_TPM)
+NOT_RETURNED = "not_returned"
+KINDS = (LOW_BATTERY, OFFLINE_DURING_VISIT, NO_FIX, RECORDS_WAITING, FAILED_SELFTEST, NO_TPM,
+         NOT_RETURNED)
 
 BATTERY_CLEAR_MARGIN = 5  # percent above the threshold before a low-battery alert clears
 WAITING_CLEAR_MARGIN_S = 3600.0  # an hour below the threshold (at most half of it)
@@ -201,6 +211,17 @@ def no_tpm(kit: KitData, s: AlertSettings) -> dict[str, Any] | None:
     return {"security": "software"}
 
 
+def not_returned(due_on: dt.date | None, now: float) -> dict[str, Any] | None:
+    """A kit handed out (SOP step 6) and not back by the day it was due (step 11):
+    ``due_on`` is its open checkout's, None when it is not out. Holds from the day after."""
+    if due_on is None:
+        return None
+    late = (local_day(now) - due_on).days
+    if late < 1:
+        return None
+    return {"due_on": due_on.isoformat(), "days": late}
+
+
 def visits_today(assignments: Iterable[Assignment], now: float) -> int:
     """Assignments queued or delivered today (WIB) that the kit did not refuse."""
     start = day_start(now)
@@ -231,14 +252,17 @@ def first_contact(kit: KitData) -> bool:
 
 def conditions(kit: KitData, now: float, settings: AlertSettings, *,
                selftest: SelfTest | None = None, assignments: Iterable[Assignment] = (),
-               open_kinds: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+               open_kinds: Iterable[str] = (), due_on: dt.date | None = None
+               ) -> dict[str, dict[str, Any]]:
     """The kinds that hold for ``kit`` at ``now`` (Unix seconds), each with its figures.
 
     ``open_kinds`` are the kinds already open for the kit: those are judged by their
     clearing threshold (the hysteresis of the module's table), the others by their
-    raising one. A kit never heard from has none."""
+    raising one. ``due_on`` is the due day of the kit's open checkout (None: not out).
+    A kit never heard from has none but :data:`NOT_RETURNED`."""
+    late = not_returned(due_on, now)
     if not first_contact(kit):
-        return {}
+        return {NOT_RETURNED: late} if late is not None else {}
     opened = set(open_kinds)
     found = {
         LOW_BATTERY: low_battery(kit, now, settings, LOW_BATTERY in opened),
@@ -247,6 +271,7 @@ def conditions(kit: KitData, now: float, settings: AlertSettings, *,
         RECORDS_WAITING: records_waiting(kit, now, settings, RECORDS_WAITING in opened),
         FAILED_SELFTEST: failed_selftest(selftest, settings),
         NO_TPM: no_tpm(kit, settings),
+        NOT_RETURNED: late,
     }
     return {kind: detail for kind, detail in found.items() if detail is not None}
 
@@ -303,6 +328,14 @@ def _assignments_today(using: str, now: float) -> dict[str, list[Assignment]]:
     return out
 
 
+def _due_days(using: str) -> dict[str, dt.date]:
+    """Each kit out now (an open checkout) and the day it is due back."""
+    from office.models import KitCheckout
+
+    return dict(KitCheckout.objects.using(using).filter(returned_at__isnull=True)
+                .values_list("kit_id", "due_on"))
+
+
 def _text(figures: Mapping[str, Any]) -> str:
     return json.dumps(dict(figures), separators=(",", ":"), sort_keys=True)
 
@@ -319,18 +352,26 @@ def evaluate(now: float | None = None, *, using: str = "default") -> Summary:
     summary = Summary(at=now)
     settings = current_settings(using)
     kits = [KitData.of(k) for k in Kit.objects.using(using).order_by("kit_id")]
+    due = _due_days(using)
     open_alerts = _open_alerts(using)
+    # A kit handed out that the office never heard from has no ``kits`` row: judged too
+    # (and after its return, while its alert is still open, so that it clears).
+    known = {k.kit_id for k in kits}
+    unseen = (set(due) | {kit_id for kit_id, _kind in open_alerts}) - known
+    kits += [KitData(kit_id, False, {}, None, {}, None, {}, None, None)
+             for kit_id in sorted(unseen)]
     selftests = _latest_selftests(using)
     assignments = _assignments_today(using, now)
     rearming = set(Alert.objects.using(using).filter(cleared_at__gte=now - REARM_S)
                    .values_list("kit_id", "kind"))
     for kit in kits:
-        if not first_contact(kit):
+        mine = {kind: a for (kit_id, kind), a in open_alerts.items() if kit_id == kit.kit_id}
+        if not first_contact(kit) and kit.kit_id not in due and not mine:
             continue
         summary.kits += 1
-        mine = {kind: a for (kit_id, kind), a in open_alerts.items() if kit_id == kit.kit_id}
         holding = conditions(kit, now, settings, selftest=selftests.get(kit.kit_id),
-                             assignments=assignments.get(kit.kit_id, ()), open_kinds=mine)
+                             assignments=assignments.get(kit.kit_id, ()), open_kinds=mine,
+                             due_on=due.get(kit.kit_id))
         for kind, figures in holding.items():
             name = f"{kit.kit_id}:{kind}"
             detail = _text(figures)

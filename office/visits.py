@@ -277,7 +277,7 @@ def assignment_for(visit: models.Visit, vault: TargetVault, *,
         officers=[o for o in visit.officers.split(",") if o],
         kit_id=visit.kit_id,
         village_staff=[s.strip() for s in visit.village_staff.splitlines() if s.strip()],
-        targets=targets, **({"cancelled": True} if cancelled else {}))
+        targets=targets, cancelled=cancelled)
 
 
 def _queue(kit_id: str, assignment: Assignment, vault: TargetVault, sign: SigningKey,

@@ -21,7 +21,6 @@ from django import forms
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -31,6 +30,7 @@ from office.presence import day_start
 from office.web.audit import audit
 from office.web.fleet import PRESENCE_LABELS, age_text
 from office.web.roles import require
+from office.web.wib import local as _local
 
 # The kinds as staff read them (Indonesian source strings; English in the locale file).
 KIND_LABELS: dict[str, Any] = {
@@ -40,6 +40,7 @@ KIND_LABELS: dict[str, Any] = {
     rules.RECORDS_WAITING: gettext_lazy("Rekaman lama menunggu"),
     rules.FAILED_SELFTEST: gettext_lazy("Uji mandiri gagal"),
     rules.NO_TPM: gettext_lazy("Tanpa TPM (mode lebih lemah)"),
+    rules.NOT_RETURNED: gettext_lazy("Kit belum dikembalikan"),
 }
 CLEARED_MAX = 200  # today's cleared alerts shown at most
 
@@ -80,6 +81,10 @@ def detail_text(kind: str, f: dict[str, Any]) -> str:
             return "; ".join(parts)
         if kind == rules.NO_TPM:
             return _("kunci disimpan perangkat lunak, tanpa TPM")
+        if kind == rules.NOT_RETURNED:
+            due = dt.date.fromisoformat(f["due_on"])
+            return _("seharusnya kembali %(d)s, terlambat %(n)d hari") % {
+                "d": f"{due:%d-%m-%Y}", "n": f["days"]}
     except (KeyError, TypeError, ValueError):
         pass
     return ", ".join(f"{k}={v}" for k, v in sorted(f.items()))
@@ -101,10 +106,6 @@ class AlertRow:
     acked: bool
     acked_by: str
     acked_at: dt.datetime | None
-
-
-def _local(at: float) -> dt.datetime:
-    return timezone.localtime(dt.datetime.fromtimestamp(at, tz=dt.UTC))
 
 
 def _row(a: Alert, now: float) -> AlertRow:

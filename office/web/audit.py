@@ -42,6 +42,23 @@ ACTIONS: dict[str, Any] = {
     "revoke_kit": _("Mencabut kit yang hilang"),
     "ktp_issued": _("Menandai KTP-el dicetak/diserahkan"),
     "clock_days": _("Mengubah tabel hari kerja"),
+    "register_request": _("Mencatat surat permohonan"),
+    "disposition_request": _("Mendisposisi surat permohonan"),
+    "import_targets": _("Mengimpor daftar sasaran"),
+    "edit_target": _("Menambah atau mengubah sasaran"),
+    "verify_targets": _("Memverifikasi sasaran"),
+    "schedule_visit": _("Menjadwalkan kunjungan"),
+    "change_visit": _("Mengubah kunjungan"),
+    "send_assignment": _("Mengirim penugasan ke kit"),
+    "cancel_visit": _("Membatalkan kunjungan"),
+    "move_targets": _("Memindah sasaran ke kunjungan lain"),
+    "village_terrain": _("Mengubah medan desa"),
+    "officer": _("Mengelola data petugas"),
+    "reply_draft": _("Membuat draf surat balasan"),
+    "reply_signed": _("Mengunggah surat balasan bertanda tangan"),
+    "reply_sent": _("Menandai surat balasan terkirim"),
+    "checkout_kit": _("Menyerahkan kit"),
+    "return_kit": _("Menerima kembali kit"),
 }
 
 

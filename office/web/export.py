@@ -29,7 +29,6 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path
-from django.utils import translation
 from django.utils.translation import gettext as _
 
 from office import export
@@ -38,6 +37,7 @@ from office.records import OpenedRecord, RecordBook, RecordUnavailable
 from office.web.audit import audit
 from office.web.records import FilterForm
 from office.web.roles import require
+from office.web.wib import lang as _lang
 from sync.domain import Outcome
 from sync.errors import ValidationError
 
@@ -51,10 +51,6 @@ KINDS: dict[str, tuple[str, str, str]] = {  # kind -> (audit subject, extension,
     "csv": ("csv", "csv", "text/csv; charset=utf-8"),
     "zip": ("archive_zip", "zip", "application/zip"),
 }
-
-
-def _lang() -> str:
-    return "en" if (translation.get_language() or "id").startswith("en") else "id"
 
 
 class ExportFilterForm(FilterForm):

@@ -41,7 +41,7 @@ from django.db.models import F, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -50,6 +50,8 @@ from office.models import Quarantined, RecordReview, Revocation
 from office.records import OpenedRecord, Person, RecordBook, RecordUnavailable
 from office.web.audit import audit
 from office.web.roles import require
+from office.web.wib import lang as _lang
+from office.web.wib import local as _local
 from sync.domain import FingerPosition, Outcome, Recording
 
 log = logging.getLogger("office.web.records")
@@ -63,16 +65,6 @@ STATES: dict[str, Any] = {
     "problem": gettext_lazy("Bermasalah"),
 }
 NO_STORE = "no-store"
-
-
-def _lang() -> str:
-    return "en" if (translation.get_language() or "id").startswith("en") else "id"
-
-
-def _local(t: float | None) -> dt.datetime | None:
-    if t is None:
-        return None
-    return timezone.localtime(dt.datetime.fromtimestamp(t, tz=dt.UTC))
 
 
 def missing_label(code: str) -> str:

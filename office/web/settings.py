@@ -67,6 +67,9 @@ MAP_TILE_URL = os.environ.get("JARANIJO_OFFICE_TILES", "")
 OFFICE_KEYS_DIR = os.environ.get("JARANIJO_OFFICE_KEYS", "")
 KITS_DIR = os.environ.get("JARANIJO_OFFICE_KITS", "")
 BROKER_DIR = os.environ.get("JARANIJO_OFFICE_BROKER", "")
+# The root certificate(s) a signed reply letter must chain to (PEM; BSrE's root in
+# production): unset, the reply-letter page refuses to verify signed copies.
+TTE_TRUST_ROOTS = os.environ.get("JARANIJO_TTE_ROOTS", "")
 
 INSTALLED_APPS = [
     "django.contrib.auth",

@@ -19,4 +19,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("office.web.clock")),
     path("", include("office.web.records")),
     path("", include("office.web.export")),
+    path("", include("office.web.requests")),
+    path("", include("office.web.schedule")),
+    path("", include("office.web.replies")),
+    path("", include("office.web.checkout")),
 ]
