@@ -2,22 +2,37 @@
 
 The scenes are built from the one face photograph that ships offline in a
 Python package, ``skimage.data.astronaut()`` (a public-domain NASA portrait),
-so nothing is downloaded at run time. Cropping, scaling, shifting, flipping,
-tilting and relighting it gives several good "poses"; the bad scenes are the
-faults an officer meets at a bedside:
+so nothing is downloaded at run time. Her head and shoulders are cut out
+of the studio picture (flag and rocket) once per process with OpenCV's
+GrabCut and laid on a plain blue cloth, the backdrop a KTP-el photo needs.
+Cropping, scaling, shifting, flipping, tilting and relighting that gives
+several good "poses"; the bad scenes are the faults an officer meets at a
+bedside:
 
-=============  ==============================================================
-scene          what the camera sees
-=============  ==============================================================
-``good``       one face, well lit, sharp, centred (poses 0-5)
-``dark``       the good scene in a dim room (lamp off, curtains closed)
-``bright``     the good scene washed out (flash, bright window behind)
-``blurred``    the good scene out of focus or shaken
-``no-face``    a cup of coffee on a table (``skimage.data.coffee()``)
-``two-faces``  two people side by side (a relative leaning into the frame)
-``off-centre`` one face at the left edge of the frame
-``small``      one face far away against a plain wall
-=============  ==============================================================
+===============  ============================================================
+scene            what the camera sees
+===============  ============================================================
+``good``         one face on a plain backdrop, well lit, sharp, centred,
+                 looking at the camera with open eyes (poses 0-5)
+``dark``         the good scene in a dim room (lamp off, curtains closed)
+``bright``       the good scene washed out (flash, bright window behind)
+``blurred``      the good scene out of focus or shaken
+``no-face``      a cup of coffee on a table (``skimage.data.coffee()``)
+``two-faces``    two people side by side (a relative leaning into the frame)
+``off-centre``   one face at the left edge of the frame
+``small``        one face far away against the backdrop
+``cluttered``    the original studio picture: flag and rocket behind the head
+``turned``       the head turned about 30 degrees to the side (yaw)
+``tilted``       the head tilted 15 degrees towards a shoulder (roll)
+``eyes-closed``  the eyes shut (lids drawn over skin)
+``side-lit``     a lamp or window on one side: half the face in shadow
+===============  ============================================================
+
+The backdrop is blue, one of the two KTP-el colours (Dukcapil: blue for
+an even year of birth, red for an odd one; this portrait's subject was born
+in 1956). Blue is also the colour farthest from skin and from her orange
+suit, so the cut-out's edge stays clean. The photo check tests that the
+backdrop is plain, not its colour.
 
 Like a real sensor it adds a little noise to every frame, keeps its own
 clock, and when its cable is pulled (``unplug``) the open stream dies: the
@@ -50,15 +65,26 @@ from sensors.camera import CameraBase, camera_not_found
 
 log = logging.getLogger(__name__)
 
-SCENES = ("good", "dark", "bright", "blurred", "no-face", "two-faces", "off-centre", "small")
+SCENES = ("good", "dark", "bright", "blurred", "no-face", "two-faces", "off-centre", "small",
+          "cluttered", "turned", "tilted", "eyes-closed", "side-lit")
 
 # Where the face is in skimage.data.astronaut() (512 x 512): found once with
 # OpenCV's frontal-face Haar cascade, box (177, 66, 95, 95).
 _FACE_CENTRE = (224.5, 113.5)
 _FACE_SIZE = 95.0
+# Her eye centres in that picture, found once with haarcascade_eye.xml and
+# checked by eye (each eye about 23 x 8 px).
+_EYE_CENTRES = ((203.0, 101.0), (247.0, 102.5))
 
-# A plain, slightly warm wall behind a patient far from the camera.
+# A plain, slightly warm wall (where the warp runs off the studio picture).
 _WALL_RGB = (196, 188, 170)
+# The backdrop cloth: a mid blue (KTP-el blue, softened to what a cotton
+# cloth in room light gives a camera).
+_BACKDROP_RGB = (52, 118, 196)
+# How far the "turned" and "tilted" heads are from frontal (degrees). ICAO
+# allows about 5 of yaw and 8 of roll; these are clearly beyond.
+_TURN_DEG = 30.0
+_TILT_DEG = 15.0
 
 
 @dataclass(frozen=True)
@@ -119,21 +145,178 @@ def _coffee() -> np.ndarray:
     return np.ascontiguousarray(data.coffee()[..., :3])
 
 
-def _place_face(pose: Pose, width: int, height: int,
-                border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """Warp the portrait so its face lands where ``pose`` says in a ``width`` x ``height`` frame."""
+@functools.cache
+def _person_alpha() -> np.ndarray:
+    """How much of each pixel of the astronaut picture is her (0-1 float32, 512 x 512).
+
+    GrabCut at half size (about 0.3 s, once per process) from a hand-drawn
+    start: head and suit certainly her, flag, rocket and wall certainly not,
+    the rest left to the colour models. The edge is softened by a 1.5 px
+    blur, as a real edge (hair against cloth) is never a hard line. The
+    random seed is fixed so every run cuts the same outline.
+    """
     src = _astronaut()
+    scale = 0.5
+    small = cv2.resize(src, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = small.shape[:2]
+
+    def pts(*xy: tuple[int, int]) -> np.ndarray:
+        return (np.array(xy, dtype=np.float64) * scale).round().astype(np.int32)
+
+    def box(x0: int, y0: int, x1: int, y1: int, label: int) -> None:
+        cv2.rectangle(mask, tuple(pts((x0, y0))[0]), tuple(pts((x1, y1))[0]), label, -1)
+
+    mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+    # Probably her: head with hair, and the body below the shoulders.
+    cv2.ellipse(mask, tuple(pts((226, 100))[0]), tuple(pts((80, 95))[0]), 0, 0, 360,
+                cv2.GC_PR_FGD, -1)
+    box(40, 180, 360, 511, cv2.GC_PR_FGD)
+    # Certainly her: face, crown of the hair, the middle of the suit.
+    cv2.ellipse(mask, tuple(pts((224, 115))[0]), tuple(pts((40, 55))[0]), 0, 0, 360,
+                cv2.GC_FGD, -1)
+    cv2.ellipse(mask, tuple(pts((226, 60))[0]), tuple(pts((55, 30))[0]), 0, 0, 360,
+                cv2.GC_FGD, -1)
+    box(130, 200, 330, 511, cv2.GC_FGD)
+    # Certainly not: the top, the flag, the rocket and the wall beside her shoulder.
+    mask[: round(15 * scale), :] = cv2.GC_BGD
+    cv2.fillPoly(mask, [pts((0, 0), (105, 0), (105, 150), (60, 230), (28, 330), (0, 420))],
+                 cv2.GC_BGD)
+    cv2.fillPoly(mask, [pts((0, 420), (28, 330), (20, 511), (0, 511))], cv2.GC_BGD)
+    box(0, 0, 150, 150, cv2.GC_BGD)
+    box(300, 0, 511, 150, cv2.GC_BGD)
+    box(312, 150, 511, 235, cv2.GC_BGD)
+    box(303, 192, 511, 250, cv2.GC_BGD)
+    box(358, 150, 511, 330, cv2.GC_BGD)
+    cv2.fillPoly(mask, [pts((286, 165), (296, 198), (308, 228), (313, 150))], cv2.GC_BGD)
+    cv2.setRNGSeed(20250101)
+    bgd = np.zeros((1, 65), np.float64)
+    fgd = np.zeros((1, 65), np.float64)
+    cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, 5,
+                cv2.GC_INIT_WITH_MASK)
+    person = np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
+    full = cv2.resize(person, (src.shape[1], src.shape[0]), interpolation=cv2.INTER_LINEAR)
+    # Pull the edge 2 px inside her outline first: the outermost pixels are half
+    # wall, and blended onto the cloth they would draw a pale halo round the hair.
+    full = cv2.erode(full, np.ones((5, 5), np.uint8))
+    alpha = cv2.GaussianBlur(full, (0, 0), 1.5).astype(np.float32) / 255.0
+    alpha.flags.writeable = False
+    return alpha
+
+
+@functools.cache
+def _eyes_closed() -> np.ndarray:
+    """The astronaut with her eyes shut: each eye painted over with the skin around it
+    (OpenCV inpainting), then the closed lid drawn: a lash line curving down and a
+    faint crease above it."""
+    src = _astronaut()
+    holes = np.zeros(src.shape[:2], np.uint8)
+    for cx, cy in _EYE_CENTRES:
+        cv2.ellipse(holes, (round(cx), round(cy)), (15, 7), 0, 0, 360, 255, -1)
+    painted = cv2.inpaint(np.ascontiguousarray(src), holes, 6, cv2.INPAINT_TELEA)
+    painted = cv2.GaussianBlur(painted, (0, 0), 1.0)
+    # Feather the patch into the face so no oval outline shows.
+    feather = cv2.GaussianBlur(cv2.dilate(holes, np.ones((3, 3), np.uint8)), (0, 0), 1.5)
+    feather = feather.astype(np.float32)[..., None] / 255.0
+    out = (painted * feather + src * (1.0 - feather)).astype(np.uint8)
+    lid = np.zeros_like(out)
+    lid_mask = np.zeros(src.shape[:2], np.uint8)
+    for cx, cy in _EYE_CENTRES:
+        centre = (round(cx * 4), round((cy - 1) * 4))
+        # The lash line: the lower half of an ellipse (a closed lid bulges down).
+        cv2.ellipse(lid_mask, centre, (10 * 4, 3 * 4), 0, 10, 170, 255, 1, cv2.LINE_AA, 2)
+        # The crease, fainter, above it.
+        cv2.ellipse(lid_mask, (centre[0], centre[1] - 12), (9 * 4, 3 * 4), 0, 200, 340,
+                    90, 1, cv2.LINE_AA, 2)
+    lid[:] = (62, 40, 32)
+    weight = lid_mask.astype(np.float32)[..., None] / 255.0 * 0.9
+    out = (out * (1 - weight) + lid * weight).astype(np.uint8)
+    out.flags.writeable = False
+    return out
+
+
+def _cylinder_turn(image: np.ndarray, degrees: float) -> np.ndarray:
+    """The head in ``image`` (the astronaut picture's geometry) turned ``degrees`` about
+    a vertical axis: the face is a cylinder through the nose line, so the features
+    slide towards one cheek and the far cheek narrows, while the outline of the hair
+    and the shoulders stays put (the displacement fades out at the head's edge)."""
+    height, width = image.shape[:2]
+    cx, cy = _FACE_CENTRE[0], 100.0
+    radius, radius_y = 78.0, 90.0
+    theta = np.radians(degrees)
+    xs = np.arange(width, dtype=np.float32)
+    ys = np.arange(height, dtype=np.float32)
+    u = np.clip((xs - cx) / radius, -1.0, 1.0)
+    # A point at angle phi on the head shows at phi + theta: the pixel shown at
+    # u came from angle asin(u) - theta (the back of the head past -90 degrees).
+    phi = np.maximum(np.arcsin(u) - theta, -np.pi / 2)
+    shift = (cx + radius * np.sin(phi)) - xs
+    r = np.sqrt(((xs[None, :] - cx) / radius) ** 2 + ((ys[:, None] - cy) / radius_y) ** 2)
+    fade = np.clip((1.12 - r) / 0.30, 0.0, 1.0)
+    fade = fade * fade * (3 - 2 * fade)  # smoothstep: no visible seam
+    map_x = (xs[None, :] + shift[None, :] * fade).astype(np.float32)
+    map_y = np.broadcast_to(ys[:, None], (height, width)).astype(np.float32)
+    return cv2.remap(np.ascontiguousarray(image), map_x, map_y, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+@functools.cache
+def _turned() -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut and her cut-out mask with the head turned :data:`_TURN_DEG`."""
+    rgb = _cylinder_turn(_astronaut(), _TURN_DEG)
+    alpha = _cylinder_turn(_person_alpha(), _TURN_DEG)
+    rgb.flags.writeable = False
+    alpha.flags.writeable = False
+    return rgb, alpha
+
+
+def _place_face(pose: Pose, width: int, height: int, *, backdrop: bool = True,
+                variant: str = "frontal", border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """Warp the portrait so its face lands where ``pose`` says in a ``width`` x ``height`` frame.
+
+    With ``backdrop`` she is cut out and laid on the plain cloth; without it
+    the studio picture (flag, rocket) is what is behind her. ``variant`` is
+    "frontal", "closed" (eyes shut) or "turned" (head turned).
+    """
+    if variant == "turned":
+        src, alpha = _turned()
+    else:
+        src = _eyes_closed() if variant == "closed" else _astronaut()
+        alpha = _person_alpha()
     scale = pose.face_height * height / _FACE_SIZE
     cx, cy = _FACE_CENTRE
     if pose.flip:
-        src = src[:, ::-1]
+        src, alpha = src[:, ::-1], alpha[:, ::-1]
         cx = src.shape[1] - 1 - cx
     matrix = cv2.getRotationMatrix2D((cx, cy), pose.tilt_deg, scale)
     matrix[0, 2] += pose.centre[0] * width - cx
     matrix[1, 2] += pose.centre[1] * height - cy
     frame = cv2.warpAffine(np.ascontiguousarray(src), matrix, (width, height),
                            flags=cv2.INTER_LINEAR, borderMode=border, borderValue=_WALL_RGB)
+    if backdrop:
+        cover = cv2.warpAffine(np.ascontiguousarray(alpha), matrix, (width, height),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=0)[..., None]
+        frame = (frame * cover + _backdrop(width, height) * (1.0 - cover)).astype(np.uint8)
     return _relight(frame, pose.gain, pose.gamma)
+
+
+@functools.cache
+def _backdrop(width: int, height: int) -> np.ndarray:
+    """The plain cloth: one colour, a little lighter towards the top (the room light
+    falls from above), as a hung cloth looks; no folds, no pattern."""
+    shade = np.linspace(1.04, 0.96, height, dtype=np.float32)[:, None, None]
+    cloth = np.clip(np.array(_BACKDROP_RGB, np.float32) * shade, 0, 255)
+    out = np.ascontiguousarray(np.broadcast_to(cloth, (height, width, 3)), dtype=np.float32)
+    out.flags.writeable = False
+    return out
+
+
+def _side_light(rgb: np.ndarray, face_x: float, face_w: float) -> np.ndarray:
+    """A lamp on the left: the light falls off across the face from about 1.1 x on the
+    lit cheek to 0.3 x on the far one (a smooth S-curve centred on the nose)."""
+    xs = (np.arange(rgb.shape[1], dtype=np.float32) - face_x) / face_w
+    gain = 0.22 + 0.95 / (1.0 + np.exp(xs / 0.12))
+    return np.clip(rgb * gain[None, :, None], 0, 255).astype(np.uint8)
 
 
 def _relight(rgb: np.ndarray, gain: tuple[float, float, float], gamma: float) -> np.ndarray:
@@ -161,7 +344,7 @@ def render_scene(scene: str, width: int = 640, height: int = 480, pose: int = 0)
     """The noiseless picture of ``scene`` (see the module table) as RGB uint8 (height, width, 3).
 
     ``pose`` picks one of :data:`POSES` for the scenes built from the good
-    picture (good, dark, bright, blurred).
+    picture (good, dark, bright, blurred, cluttered, eyes-closed, side-lit).
     """
     if scene not in SCENES:
         raise ValueError(f"unknown scene '{scene}' (known: {', '.join(SCENES)})")
@@ -189,8 +372,21 @@ def render_scene(scene: str, width: int = 640, height: int = 480, pose: int = 0)
         return np.ascontiguousarray(np.hstack([left, right]))
     if scene == "off-centre":
         return _place_face(Pose(0.32, (0.16, 0.42)), width, height)
-    # "small": far away, so the wall around the portrait shows.
-    return _place_face(Pose(0.12, (0.50, 0.45)), width, height, border=cv2.BORDER_CONSTANT)
+    if scene == "small":
+        # Far away, so much of the backdrop shows.
+        return _place_face(Pose(0.12, (0.50, 0.50)), width, height)
+    if scene == "cluttered":
+        return _place_face(POSES[pose], width, height, backdrop=False)
+    if scene == "turned":
+        return _place_face(POSES[0], width, height, variant="turned")
+    if scene == "tilted":
+        return _place_face(Pose(0.32, (0.50, 0.42), tilt_deg=_TILT_DEG), width, height)
+    if scene == "eyes-closed":
+        return _place_face(POSES[pose], width, height, variant="closed")
+    # "side-lit": the light falls off across the face, the nose line in the middle.
+    chosen = POSES[pose]
+    face_w = chosen.face_height * height
+    return _side_light(_place_face(chosen, width, height), chosen.centre[0] * width, face_w)
 
 
 class CameraEmulator:
@@ -208,7 +404,8 @@ class CameraEmulator:
 
     CONTROLS: ClassVar[dict[str, str]] = {
         "scene": "scene NAME [POSE]: what the camera sees; NAME is one of "
-                 + ", ".join(SCENES) + f"; POSE 0-{len(POSES) - 1} for the good picture",
+                 + ", ".join(SCENES) + f"; POSE 0-{len(POSES) - 1} for the scenes built from "
+                 "the good picture",
         "unplug": "pull the camera cable: frames stop and the open stream fails",
         "replug": "plug the camera back in; the driver must open a new stream",
         "fps": "fps N: frame rate of the sensor (frames per second, 0.5-60)",

@@ -29,6 +29,12 @@ BAD_SCENES = {
     "two-faces": "many_faces",
     "off-centre": "off_centre",
     "small": "small",
+    # The ICAO components (tests/sensors/test_photo_icao.py checks each in detail).
+    "cluttered": "background",
+    "turned": "yaw",
+    "tilted": "roll",
+    "eyes-closed": "eyes",
+    "side-lit": "lighting",
 }
 
 
