@@ -4,13 +4,19 @@ A throwaway office and kit in a temporary folder (or ``--keep DIR``): the
 office makes its keys, the emulated devices come up on pseudo-terminals, a
 real Mosquitto starts on loopback, a technician provisions the kit, the
 office receiver and the kit agent connect (the office sees the kit's
-location, battery and signal), the office sends a sealed and signed
-assignment of invented residents of Desa Papungan (Kanigoro), an officer
-logs in and opens it, and the headless driver walks a visit with three
-residents through the real drivers: one recorded fully, one with two
-amputated fingers who cannot sign, one who refuses. The agent uploads the
-sealed records, the office stores them and sends receipts, opens them, and
-the kit shows it cannot.
+location, battery and signal). Office staff take Desa Papungan's request
+through the web app's pages as the SOP prescribes (:mod:`demo.office_flow`):
+the letter registered and dispositioned, the village's target list imported
+with its faulty rows refused, the targets verified, a visit scheduled, the
+reply letter drafted, signed with a stand-in for BSrE and verified, the kit
+handed out with its self-test, and the sealed, signed assignment sent. An
+officer logs in and opens it (the office sees it opened), and the headless
+driver walks a visit with three of the invented residents through the real
+drivers: one recorded fully, one with two amputated fingers who cannot sign,
+one who refuses. The agent uploads the sealed records, the office stores
+them and sends receipts, opens them (the kit shows it cannot), the records
+close their targets, the kit comes back, and the resident not recorded goes
+on a later visit.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from kit.scripted_visit import ScriptedVisits, Visit, VisitScript
 from kit.store import Store
 from kit.workflow import describe
 from office.records import open_record
-from sync.domain import SAMPLE_ASSIGNMENT_PATH, Assignment
+from sync.domain import Assignment
 from sync.envelope import OfficeKeys, OfficePublicKeys, open_sealed, read_header
 from sync.errors import JaranIjoError, VaultError
 
@@ -149,7 +155,8 @@ def _start_tpm(tell: Narrator, root: Path, stack: contextlib.ExitStack) -> str:
 
 
 def _start_web(tell: Narrator, root: Path, office_db: Path,
-               stack: contextlib.ExitStack, broker_dir: Path) -> tuple[str, str]:
+               stack: contextlib.ExitStack, broker_dir: Path,
+               tte_roots: Path | None = None) -> tuple[str, str]:
     """The office web app on the demo's office database, and a throwaway login for it."""
     from django.contrib.auth.models import Group, Permission, User
 
@@ -173,7 +180,8 @@ def _start_web(tell: Narrator, root: Path, office_db: Path,
              "--keys", str(root / "office" / "keys"), "--kits", str(root / "office" / "kits"),
              "--broker", str(broker_dir)],
             stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1",
+                 **({"JARANIJO_TTE_ROOTS": str(tte_roots)} if tte_roots else {})})
     stack.callback(_stop_process, web)
     url = f"http://127.0.0.1:{port}/"
     _wait(lambda: _answers(url + "static/office.css"), 30, "the office web app")
@@ -196,6 +204,7 @@ class OfficeWeb:
         self.jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
         self.logged_in = False
+        self.last_url = ""
 
     def _log_in(self) -> None:
         if not self.logged_in:
@@ -217,17 +226,42 @@ class OfficeWeb:
         self._log_in()
         return self._open(path)
 
-    def post(self, path: str, data: dict[str, str]) -> str:
+    def post(self, path: str, data: dict[str, str | list[str]],
+             files: dict[str, tuple[str, bytes, str]] | None = None) -> str:
+        """Post a form as the browser would (``files``: name -> (filename, bytes, type),
+        sent as multipart); the page it lands on after redirects, and its address in
+        :attr:`last_url`."""
+        import urllib.error
         import urllib.parse
         import urllib.request
 
         self._log_in()
         csrf = next((c.value for c in self.jar if c.name == "csrftoken"), "")
-        body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": csrf}).encode()
-        request = urllib.request.Request(self.url + path, data=body,
-                                         headers={"X-CSRFToken": csrf or ""})
-        with self.opener.open(request, timeout=30) as response:
-            return str(response.read().decode("utf-8"))
+        fields = [(k, v) for k, vs in {**data, "csrfmiddlewaretoken": csrf}.items()
+                  for v in (vs if isinstance(vs, list) else [vs])]
+        headers = {"X-CSRFToken": csrf or ""}
+        if files:
+            boundary = "jaranijo-" + secrets.token_hex(12)
+            parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'
+                     f"{v}\r\n".encode() for k, v in fields]
+            for name, (filename, content, ctype) in files.items():
+                parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                             f'filename="{filename}"\r\nContent-Type: {ctype}\r\n\r\n'
+                             .encode() + content + b"\r\n")
+            body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+            headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+        else:
+            body = urllib.parse.urlencode(fields).encode()
+        request = urllib.request.Request(self.url + path, data=body, headers=headers)
+        try:
+            with self.opener.open(request, timeout=60) as response:
+                self.last_url = str(response.geturl())
+                return str(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as refused:  # a form sent back with what to fix
+            if refused.code >= 500:
+                raise
+            self.last_url = str(refused.geturl())
+            return str(refused.read().decode("utf-8", "replace"))
 
 
 # The office's low-battery alert fires below 20 %; the demo's battery starts near 76 % and
@@ -426,10 +460,9 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
            passwords: dict[str, str], stack: contextlib.ExitStack, lang: str,
            interactive: bool, tpm: str = "off", headless: bool = True) -> int:
     from kit.devices import KitDevices
-    from kit.records import open_inbox
+    from kit.records import load_assignment, open_inbox
     from office.db import OfficeDb
     from office.ingest import BrokerSettings, KitDirectory, OfficeKeysForLink, OfficeReceiver
-    from office.outbound import seal_assignment
     from sync import protocol as proto
 
     paths = rig.paths
@@ -488,7 +521,11 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
     _wait(lambda: receiver.connected, 15, "the office receiver to connect")
     tell.say(f"office receiver connected; agent running as pid {agent.pid} "
              f"(log {agent_log})")
-    web_url, web_password = _start_web(tell, root, office_db, stack, broker.directory)
+    from demo.bsre import DemoAuthority
+
+    bsre = DemoAuthority.create(root / "bsre")  # the office trusts its root for TTE
+    web_url, web_password = _start_web(tell, root, office_db, stack, broker.directory,
+                                       bsre.cert_file)
     web = OfficeWeb(web_url, "demo", web_password)
     seen = _wait(lambda: _office_kit(office_db, KIT_ID), 30,
                  "the kit's first location and health at the office")
@@ -499,16 +536,16 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
     tell.say("health: " + ", ".join(f"{k}={v}" for k, v in sorted(health.items())
                                     if v is not None))
 
-    tell.step("Office: the assignment for Desa Papungan (invented residents) goes to the kit")
-    assignment = Assignment.from_json(SAMPLE_ASSIGNMENT_PATH.read_text(encoding="utf-8"))
-    assignment.validate()
-    envelope, sealed_at = seal_assignment(assignment.to_canonical(), assignment.id, KIT_ID,
-                                          provisioned.kit_keys.public, office.sign)
-    db = OfficeDb.open(office_db)
-    db.queue_assignment(KIT_ID, assignment.id, sealed_at, envelope)
-    db.close()
-    tell.say(f"{len(assignment.targets)} targets, visit {assignment.visit_date}; sealed to the "
-             f"kit's box key and signed by the office ({len(envelope)} bytes)")
+    from demo.office_flow import DemoOfficeFlow
+
+    flow = DemoOfficeFlow(web, receiver.db.alias, KIT_ID, tell.say, tell.step, root / "bsre")
+    today = _wib_today()
+    flow.register_and_import(today)
+    flow.officers_and_kit(_wait)
+    flow.schedule(today)
+    flow.reply_letter(bsre)
+    flow.checkout()
+    assignment_id = flow.send_assignment(_wait)
     _wait(lambda: _inbox(config), 30, "the assignment in the kit's inbox")
     tell.say("the agent verified the office signature and kept it sealed in the inbox "
              "(it cannot open it without an officer)")
@@ -523,9 +560,12 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
         key = vault.unlock(OFFICER, pin)
         tell.say("unlocked: the officers' data key is in memory")
         opened = open_inbox(store, key, vault, OfficePublicKeys.load(config.keys_dir))
+        assignment = load_assignment(store, key, assignment_id)
         key.forget()
         tell.say(f"assignment {', '.join(opened)} opened and stored, every name, NIK and "
-                 f"address encrypted under the data key")
+                 f"address encrypted under the data key: {len(assignment.targets)} targets, "
+                 f"visit {assignment.visit_date}")
+    flow.opened(_wait)
 
     tell.step("Kit devices open through their real drivers (the agent holds GNSS and modem)")
     devices = KitDevices.open(config, want=("camera", "fingerprint", "battery"))
@@ -554,7 +594,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
             run_kiosk(config, lang=lang, emulator_control=rig.control_line)
             sealed = []
             return _after_visits(tell, config, office, provisioned, assignment, office_db,
-                                 sealed, lang, pin, headless=headless, web=web)
+                                 sealed, lang, pin, headless=headless, web=web, flow=flow)
         tell.step("Bedside visits (the headless driver drives the same API as the kiosk)")
         script = VisitScript(officer=OFFICER, pin=pin, assignment=assignment.id, visits=[
             Visit(target=1, witness={"name": "Sulastri", "role": "perangkat desa",
@@ -570,13 +610,13 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
     finally:
         devices.close()
     return _after_visits(tell, config, office, provisioned, assignment, office_db, sealed, lang,
-                         pin, headless=headless, web=web)
+                         pin, headless=headless, web=web, flow=flow)
 
 
 def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: Any,
                   assignment: Assignment, office_db: Path, sealed: list[Any],
                   lang: str, pin: str, headless: bool = True,
-                  web: OfficeWeb | None = None) -> int:
+                  web: OfficeWeb | None = None, flow: Any = None) -> int:
     from kit.records import target_states
     from office.db import OfficeDb
 
@@ -635,6 +675,8 @@ def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: 
             tell.say(f"  with the kit's own key: {exc.text(lang)}")
     if web is not None:
         _records_from_the_pages(tell, web, office_db, ids)
+        if flow is not None:
+            flow.close_the_loop()
         _alert_from_the_page(tell, web, office_db)
         _commands_from_the_page(tell, web, office_db, lang)
         if headless:
@@ -648,6 +690,14 @@ def _after_visits(tell: Narrator, config: Any, office: OfficeKeys, provisioned: 
                 time.sleep(1)
     tell.step("Done")
     return 0
+
+
+def _wib_today() -> Any:
+    """Today in Blitar (WIB): the day the office's pages think it is."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo("Asia/Jakarta")).date()
 
 
 def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def sign_as_bsre(draft: bytes, authority: DemoAuthority, key_file: Path,
 
     from office.letters import FIELD_NAME
 
+    # pyHanko's stamp layout warns about its own default box; nothing the demo can change.
+    logging.getLogger("pyhanko.pdf_utils.layout").setLevel(logging.ERROR)
     signer = signers.SimpleSigner.load(str(key_file), str(cert_file),
                                        ca_chain_files=(str(authority.cert_file),))
     if signer is None:

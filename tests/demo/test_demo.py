@@ -38,6 +38,27 @@ def test_demo_runs_the_whole_visit(tmp_path: Path) -> None:
     assert "ping: signed by the office, sent by the receiver, run by the agent: the kit " \
            "answered" in out
     assert "selftest: signed by the office" in out and "store: ok" in out
+    # The SOP's visit flow through the pages (issue 13): a request with a faulty target
+    # file becomes a schedule, a verified reply letter and an assignment opened on the kit;
+    # the records close the targets.
+    assert "report on the page: 9 rows: 4 accepted, 5 refused" in out
+    for refusal in ("Row 6: Duplicate row", "Row 7: The birth date in the NIK",
+                    "Row 8: A family card (KK) number must be exactly 16 digits",
+                    "Row 9: No such kecamatan", "Row 10: The sex the NIK encodes"):
+        assert refusal in out
+    assert "confirmed: 4 targets imported (rows 2, 3, 4, 5)" in out
+    assert "4 verified; status 'Targets verified'" in out
+    assert "upload of a signed copy of an edited draft: refused (The signed document is " \
+           "not this letter's draft" in out
+    assert "upload of the signed draft: verified, signed by Drs. BAMBANG SUTRISNO" in out
+    assert "marked sent (yes)" in out
+    assert "blitar-kit-01 taken by P-0001, self-test passed" in out
+    assert "queued → " in out and "status 'Assigned to a kit'" in out
+    assert "the visit page now says 'dibuka di kit'" in out
+    assert "target on row 2: recorded" in out and "target on row 3: recorded" in out
+    assert "target on row 4: not_recorded (refused)" in out
+    assert "3/4 closed" in out and "1 targets still pending" in out
+    assert "1 not recorded (the visit page offers" in out
     assert "refuses its reconnects (not authorised)" in out
     assert "the office shows it offline (revoked)" in out
     assert "Traceback" not in out + result.stderr
