@@ -796,6 +796,12 @@ def visit_cancel(request: HttpRequest, visit_id: int) -> HttpResponse:
             flow.note_event(vr, by, f"kunjungan {visit.visit_date:%d-%m-%Y} dibatalkan "
                                     f"({freed} sasaran kembali belum dijadwalkan): "
                                     f"{form.cleaned_data['reason']}")
+            live = Visit.objects.filter(request=vr).exclude(pk=visit.pk).exclude(
+                state="cancelled").exists()
+            if not live and vr.status in ("scheduled", "letter_sent", "assigned"):
+                # No visit left: the request waits for a schedule again (its history keeps
+                # the letter and the cancelled visit).
+                flow.move(vr, "verified", by, "semua kunjungan dibatalkan: menunggu jadwal baru")
     except _Stale:
         visit.refresh_from_db()
         return _visit_page(request, visit, status=409, error=_stale_text(visit))

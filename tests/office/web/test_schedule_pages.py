@@ -355,6 +355,8 @@ def test_the_assignment_is_sealed_to_the_kit_with_only_verified_targets_then_cha
     assert visit.state == "cancelled" and not visit.targets.exists()
     assert RequestEvent.objects.filter(request=desk.vr,
                                        note__contains="dibatalkan").exists()
+    desk.vr.refresh_from_db()  # its only visit cancelled: the request waits for a schedule
+    assert desk.vr.status == "verified"
     details = " ".join(AuditEntry.objects.filter(
         action__in=("send_assignment", "change_visit", "cancel_visit")).values_list(
         "detail", flat=True))
