@@ -1,5 +1,5 @@
-"""The kit's subcommands of ``jaranijo``: provision, officer, assignment, status, record, agent,
-tpm-unlock, technician-unlock.
+"""The kit's subcommands of ``jaranijo``: provision, firstboot, officer, assignment, status,
+record, agent, selftest, tpm-unlock, technician-unlock.
 
 Thin shells over ``kit/``; :mod:`sync.cli` finds :func:`register` through
 the ``jaranijo.commands`` entry points and runs the chosen handler.
@@ -179,6 +179,50 @@ def cmd_technician_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_selftest(args: argparse.Namespace) -> int:
+    """Every check of :mod:`kit.selftest` on the devices opened here; exit 1 when a required
+    one fails. Stop the kiosk and the agent first: they hold the devices."""
+    import json
+    import logging
+
+    from kit.devices import ALL, KitDevices
+    from kit.selftest import Devices, Options, run_selftest
+
+    config = read_config(args)
+    lang = args.lang if getattr(args, "lang_given", False) else config.kit.language
+
+    def prompt(seconds: str) -> None:
+        print(f"Place a finger on the sensor (within {seconds} s)..." if lang == "en" else
+              f"Letakkan jari di sensor sidik jari (dalam {seconds} detik)...",
+              file=sys.stderr, flush=True)
+
+    devices = KitDevices.open(config, want=ALL)
+    try:
+        result = run_selftest(config, Devices.of(devices), lang=lang, options=Options(
+            finger_timeout=None if args.no_finger else args.finger_timeout,
+            fix_timeout=args.fix_timeout, prompt=prompt))
+    finally:
+        devices.close()
+    try:
+        result.save(config.data_dir)
+    except OSError as exc:  # a full or read-only disk: the result still shows
+        logging.getLogger(__name__).warning("self-test result not kept: %s", exc)
+    if args.json:
+        print(json.dumps(result.as_dict(lang), ensure_ascii=False, indent=1))
+    else:
+        print(result.text(lang))
+    return 0 if result.ok else 1
+
+
+def cmd_firstboot(args: argparse.Namespace) -> int:
+    from kit.firstboot import run_firstboot
+
+    lang = args.lang if getattr(args, "lang_given", False) else None
+    return run_firstboot(Path(args.file), config_path=config_path(args), owner=args.owner,
+                         data_dir=Path(args.data_dir) if args.data_dir else None, lang=lang,
+                         out=print)
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     from kit.agent.service import run_agent
 
@@ -211,6 +255,37 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="read PINs from stdin, one a line: the officer's, then the technician's "
                         "(an empty line makes one up and prints it once)")
     p.set_defaults(func=cmd_provision)
+
+    p = sub.add_parser(
+        "firstboot", help="provision this kit from the technician's file on the boot partition",
+        description="Reads the provisioning file (TOML: kit id, broker, credentials, office "
+                    "keys, officers with one-time enrolment codes, language), refuses it "
+                    "with a reason per field when it is wrong, else provisions the kit, "
+                    "prints the key fingerprints to compare with the office, and shreds "
+                    "the file. Run by jaranijo-firstboot.service.")
+    p.add_argument("--file", default="/boot/firmware/jaranijo-provision.toml",
+                   help="the provisioning file (default: %(default)s)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="where the kit keeps keys and its store (default /var/lib/jaranijo)")
+    p.add_argument("--owner", default=None, metavar="USER",
+                   help="hand the data folder and the configuration to this user (the "
+                        "service runs as root; the kit's services as 'jaranijo')")
+    p.set_defaults(func=cmd_firstboot)
+
+    p = sub.add_parser(
+        "selftest", help="check every device, the clock, disk, keys, store and broker",
+        description="The technician's check at checkout and return. Exit code 0 only when "
+                    "every required check passes; the result is kept in the data folder "
+                    "(selftest-last.json). Stop the kiosk and the agent first "
+                    "(systemctl stop jaranijo-kiosk jaranijo-agent): they hold the devices.")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--no-finger", action="store_true",
+                   help="skip the fingerprint image (no finger is placed)")
+    p.add_argument("--finger-timeout", type=float, default=15.0, metavar="S",
+                   help="how long to wait for a finger on the sensor (default 15 s)")
+    p.add_argument("--fix-timeout", type=float, default=5.0, metavar="S",
+                   help="how long to wait for a GNSS fix (default 5 s)")
+    p.set_defaults(func=cmd_selftest)
 
     officer = sub.add_parser("officer", help="officer PIN slots").add_subparsers(
         dest="officer_command", required=True, metavar="ACTION")

@@ -596,22 +596,52 @@ class Agent:
         return p.CommandResult(cid, ok=True, result={k: getattr(new, k) for k in args})
 
     def self_test(self) -> dict[str, Any]:
-        """The agent's share of the self-test; the kiosk tests camera and fingerprint sensor,
-        which only it may open, when it sees ``selftest_request``."""
+        """The office's ``selftest`` command: the checks of :mod:`kit.selftest` (the same as
+        ``jaranijo selftest``) from the agent's side. GNSS, modem and battery are the agent's
+        own (the modem and battery figures its sampler last read); the camera, fingerprint
+        sensor and GPIO belong to the kiosk, which tests them when it sees
+        ``selftest_request``. The answer keeps the fields the office reads
+        (:func:`kit.selftest.agent_answer`); the full result is kept on the kit."""
+        from kit.agent.sampling import BatteryPower, GnssPositions, ModemNetwork
+        from kit.selftest import Devices, ModemReading, Options, agent_answer, run_selftest
+        from sensors.errors import DeviceError
+
         snap = self.sampler.snapshot()
-        result: dict[str, Any] = {"store": self.store.integrity_check()}
-        result["gnss"] = "fix" if snap.fix_age_s is not None and snap.fix_age_s < 30 else (
-            "absent" if self.sources.position is None else "no_fix")
-        result["modem"] = "absent" if self.sources.network is None else (
-            "registered" if snap.network and snap.network.registered else "not_registered")
-        result["battery"] = "absent" if self.sources.power is None else (
-            round(snap.power.percent) if snap.power and snap.power.percent is not None
-            else "unreadable")
-        result["disk_free_mib"] = self._disk_free_mib() or 0
-        result["keys"] = keyring.security_mode(self.config)
-        result["problems"] = ",".join(snap.problems)[:200]
+        sources = self.sources
+        held = "held by the kiosk (asked through selftest_request)"
+        devices = Devices(held={"camera": held, "fingerprint": held})
+        sections = self.config.devices
+        switched_on = {"gnss": sections.gnss.enabled, "modem": sections.modem.enabled,
+                       "battery": sections.battery.kind != "none"}
+        for name, on in switched_on.items():
+            devices.problems[name] = DeviceError(
+                name, "open", id=f"{name} tidak dapat dibuka (lihat log agen)",
+                en=f"{name} could not be opened (see the agent's log)",
+                code="device" if on else "disabled")
+        if isinstance(sources.position, GnssPositions):
+            devices.gnss = sources.position.gnss
+        if isinstance(sources.network, ModemNetwork):
+            # Without a reading yet, the check asks the modem (its lock keeps the sampler out).
+            devices.modem = sources.network.modem
+            net = snap.network
+            if net is not None:
+                devices.modem_reading = ModemReading(
+                    net.registered, "registered" if net.registered else "not_registered",
+                    net.operator, net.access_tech, net.rssi_dbm, None)
+        if isinstance(sources.power, BatteryPower):
+            devices.battery = sources.power.battery
+            devices.battery_reading = snap.power
+        result = run_selftest(self.config, devices, store=self.store, source="agent",
+                              options=Options(finger_timeout=None, fix_timeout=0.0,
+                                              broker_connected=self.connected, gpio=False))
+        try:
+            result.save(self.config.data_dir)
+        except OSError as exc:
+            log.warning("self-test result not kept: %s", exc)
         self.store.set_status("selftest_request", {"at": self.clock()})
-        return result
+        return agent_answer(result, device_problems=snap.problems,
+                            keys_mode=keyring.security_mode(self.config),
+                            disk_free_mib=self._disk_free_mib() or 0)
 
     # -- telemetry -----------------------------------------------------------------------------
     def health(self, snap: Snapshot) -> p.Health:

@@ -145,7 +145,7 @@ def result_text(command: Command) -> str:
             "s": res.get("slots", "?"), "d": res.get("drafts", "?"), "i": res.get("inbox", "?")}
     labels = {"store": _("penyimpanan"), "gnss": "GNSS", "modem": _("modem"),
               "battery": _("baterai"), "disk_free_mib": _("disk kosong (MiB)"),
-              "keys": _("kunci"), "problems": _("masalah")}
+              "keys": _("kunci"), "problems": _("masalah"), "failed": _("gagal")}
     return " · ".join(f"{labels.get(k, k)}: {v}" for k, v in sorted(res.items())
                       if v not in ("", None))[:300]
 
