@@ -285,6 +285,13 @@ class RecordingFlow:
                 return position
         return None
 
+    def remaining_fingers(self) -> list[FingerPosition]:
+        """Every finger still to capture (none kept, or a poor one with attempts left), in
+        standard order: what "all remaining" applies an exception to."""
+        return [position for position in FingerPosition
+                if position not in self.recording.fingers
+                or self._needs_retry(self.recording.fingers[position])]
+
     def _needs_retry(self, kept: FingerCapture) -> bool:
         return (kept.exception is None and not kept.low_quality_accepted
                 and (kept.quality_score or 0) < self.ctx.settings.finger_threshold
@@ -554,6 +561,18 @@ def require_storable(checks: list[Check]) -> None:
             hint_id="Kosongkan ruang atau unggah rekaman dulu",
             hint_en="Free some space or upload records first",
             code="preflight")
+
+
+def staff_witness(entry: str, default_role: str) -> tuple[str, str]:
+    """The name and role of an assignment's village-staff entry: the office writes
+    "Name (role)", e.g. "Lilik Maryati (kader posyandu lansia)"; an entry without a role
+    in brackets is ``default_role``. The witness screen fills its two fields from this."""
+    entry = entry.strip()
+    if entry.endswith(")") and " (" in entry:
+        name, role = entry[:-1].rsplit(" (", 1)
+        if name.strip() and role.strip():
+            return name.strip(), role.strip()
+    return entry, default_role
 
 
 def describe(recording: Recording) -> dict[str, Any]:

@@ -86,7 +86,12 @@ class KioskApp(App):
         self._resize(Window, Window.size)
         Window.bind(size=self._resize)
         Window.clearcolor = (0.06, 0.07, 0.09, 1)
-        Window.softinput_mode = "below_target"  # keep the field being typed in visible
+        # The field being typed in is kept visible by keep_above_keyboard (Kivy's own modes
+        # move the docked keyboard off the glass or leave the field under it).
+        from ui.widgets import KioskKeyboard
+
+        Window.softinput_mode = ""
+        Window.set_vkeyboard_class(KioskKeyboard)
         root = BoxLayout(orientation="vertical")
         self.status_bar = StatusBar()
         root.add_widget(self.status_bar)
@@ -117,6 +122,29 @@ class KioskApp(App):
         self.touch = 10 * self.mm
         self.font = 3.5 * self.mm
         self.portrait = h > w
+
+    def keep_above_keyboard(self, field: Any) -> None:
+        """Lift the whole kiosk so that ``field`` (focused) sits above the docked keyboard;
+        None (focus lost) puts it back. Runs a frame later, once the keyboard is docked."""
+        if field is None:
+            if self.root is not None:
+                self.root.y = 0
+            return
+
+        def lift(_dt: float) -> None:
+            from kivy.uix.vkeyboard import VKeyboard
+
+            if not field.focus or self.root is None:
+                return
+            boards = [w for w in Window.children if isinstance(w, VKeyboard)]
+            if not boards:
+                return
+            board = boards[0]
+            top = board.y + board.height * board.scale
+            bottom = field.to_window(field.x, field.y)[1] - self.root.y
+            self.root.y = max(0.0, top + self.mm - bottom)
+
+        Clock.schedule_once(lift, 0)
 
     # -- text ----------------------------------------------------------------------------------
     def tr(self, key: str, **values: object) -> str:

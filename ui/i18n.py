@@ -149,6 +149,16 @@ TEXT: dict[str, tuple[str, str]] = {
     "fingers.right_hand": ("Tangan kanan", "Right hand"),
     "fingers.left_hand": ("Tangan kiri", "Left hand"),
     "fingers.cancel": ("Hentikan", "Stop"),
+    "fingers.excepted": ("{finger}: {reason}. Ketuk \"Hapus jari ini\" untuk merekamnya",
+                         "{finger}: {reason}. Tap \"Clear this finger\" to record it"),
+    "fingers.scope_title": ("Berlaku untuk:", "Applies to:"),
+    "fingers.scope_one": ("Jari ini saja", "This finger only"),
+    "fingers.scope_hand": ("Seluruh {hand}", "The whole {hand}"),
+    "fingers.scope_remaining": ("Semua jari yang tersisa", "All remaining fingers"),
+    "fingers.other_title": ("Keterangan pengecualian \"Lainnya\"", "Note for the exception "
+                            "\"Other\""),
+    "fingers.other_hint": ("Tulis alasannya", "Write the reason"),
+    "fingers.other_needed": ("Tulis keterangan dulu", "Write a note first"),
     # signature
     "sign.prompt": ("Minta warga tanda tangan di kotak putih", "Ask the resident to sign in "
                     "the white box"),
@@ -167,6 +177,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "witness.consent": ("Saksi setuju dan hadir", "The witness agrees and is present"),
     "witness.staff": ("Pendamping desa dari penugasan:", "Village staff from the assignment:"),
     "witness.role_staff": ("perangkat desa", "perangkat desa"),
+    "witness.need_name": ("Isi nama saksi", "Enter the witness's name"),
+    "witness.need_role": ("Isi peran saksi", "Enter the witness's role"),
+    "witness.need_consent": ("Centang persetujuan saksi", "Tick the witness's consent"),
     # review
     "review.title": ("Periksa sebelum disegel", "Check before sealing"),
     "review.photo": ("Foto: mutu {score}/100", "Photo: quality {score}/100"),
@@ -178,6 +191,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "review.cannot_sign": ("Tanda tangan: tidak dapat ({reason})",
                            "Signature: cannot sign ({reason})"),
     "review.witness": ("Saksi: {name} ({role})", "Witness: {name} ({role})"),
+    "review.consent_yes": ("setuju dan hadir", "agrees and is present"),
+    "review.consent_no": ("belum menyatakan setuju", "has not consented"),
     "review.outcome": ("Hasil: {outcome}", "Outcome: {outcome}"),
     "review.seal": ("Segel & simpan", "Seal & save"),
     "review.sealing": ("Menyegel dan menyimpan...", "Sealing and saving..."),

@@ -22,4 +22,8 @@ COLOURS = {
     "low": (0.85, 0.45, 0.0, 1),
     "todo": (0.30, 0.33, 0.38, 1),
     "ok_text": (0.40, 0.92, 0.50, 1),
+    # a disabled button, whatever its tone: flat dark grey with a dim label, so it never
+    # passes for an enabled one
+    "disabled": (0.17, 0.19, 0.22, 1),
+    "disabled_text": (0.52, 0.55, 0.60, 1),
 }

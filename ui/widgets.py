@@ -35,6 +35,8 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.image import Image
 from kivy.uix.label import Label
 from kivy.uix.modalview import ModalView
+from kivy.uix.textinput import TextInput
+from kivy.uix.vkeyboard import VKeyboard
 from kivy.uix.widget import Widget
 
 from ui.theme import COLOURS
@@ -90,6 +92,62 @@ class StatusBar(BoxLayout):
         self.outbox = tr("status.outbox", lang, n=snap.outbox)
 
 
+class KInput(TextInput):
+    """A one-line text field that the app lifts above the docked keyboard while it has the
+    focus (Kivy's own ``softinput_mode`` pushes the docked keyboard off the glass).
+    ``lift`` False for a field in a modal view, which sits at the top of the glass."""
+
+    lift = BooleanProperty(True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fbind("focus", self._focused)
+
+    def _focused(self, _field: Any, focused: bool) -> None:
+        running = app()
+        if self.lift and running is not None and hasattr(running, "keep_above_keyboard"):
+            running.keep_above_keyboard(self if focused else None)
+
+
+KEYBOARD_ROWS = 5
+KEYBOARD_LAYOUT = str(Path(__file__).with_name("keyboard.json"))
+
+
+class KioskKeyboard(VKeyboard):
+    """The docked on-screen keyboard: ten keys a row (``keyboard.json``), each key at least
+    9 mm tall and 48 px wide on either panel, across the whole width at the bottom. Ten
+    keys of 9 mm do not fit across the 87 mm of a portrait panel: there they are 8.1 mm
+    wide (the 9 mm holds in landscape: 15 mm)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("layout", KEYBOARD_LAYOUT)
+        super().__init__(**kwargs)
+        self.margin_hint = [0.02, 0.005, 0.02, 0.005]
+        self.key_margin = [3, 2, 3, 2]
+
+    def setup_mode_dock(self, *_args: Any) -> None:
+        self.do_translation = self.do_rotation = self.do_scale = False
+        self.rotation = 0
+        win = self.get_parent_window()
+        self._fit(win)
+        win.bind(on_resize=self._update_dock_mode)
+
+    def _update_dock_mode(self, win: Any, *_args: Any) -> None:
+        self._fit(win)
+        if self.layout in self.available_layouts:
+            self.refresh(True)
+
+    def _fit(self, win: Any) -> None:
+        running = app()
+        mm = float(running.mm) if running is not None and hasattr(running, "mm") else 5.25
+        top, _right, bottom, _left = self.margin_hint
+        line = max(48.0, 9 * mm) + self.key_margin[0] + self.key_margin[2]
+        self.scale = 1.0
+        self.size = (win.width, KEYBOARD_ROWS * line / (1 - top - bottom))
+        self.pos = (0, 0)
+        self.font_size = 4 * mm
+
+
 class SignalBars(Widget):
     """Four bars, filled up to ``bars`` (-1 = unknown: all hollow)."""
 
@@ -104,6 +162,34 @@ class KeyPad(GridLayout):
     def press(self, key: str) -> None:
         if self.handler is not None:
             self.handler(key)
+
+
+class PinDots(Widget):
+    """One filled dot per PIN digit typed (a dash line when none), drawn on the canvas:
+    no glyph needed, so no font can turn them into empty boxes."""
+
+    count = NumericProperty(0)
+    colour = ColorProperty(COLOURS["text"])
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bind(count=self._redraw, pos=self._redraw, size=self._redraw,
+                  colour=self._redraw)
+
+    def _redraw(self, *_args: Any) -> None:
+        from kivy.graphics import Ellipse
+
+        self.canvas.clear()
+        d = min(self.height * 0.55, 40.0)  # dot diameter
+        gap = d * 0.6
+        y = self.center_y - d / 2
+        with self.canvas:
+            Color(*self.colour)
+            if not self.count:
+                Line(points=[self.x, self.center_y, self.x + d * 1.5, self.center_y],
+                     width=max(1.5, d / 10))
+            for i in range(int(self.count)):
+                Ellipse(pos=(self.x + i * (d + gap), y), size=(d, d))
 
 
 class PreviewView(Image):
@@ -140,6 +226,18 @@ class HandDiagram(BoxLayout):
 
     states = DictProperty({})
     handler = ObjectProperty(None)
+
+    def on_kv_post(self, _base: Any) -> None:
+        self.on_states(self, self.states)
+
+    def on_states(self, _diagram: Any, states: dict[int, str]) -> None:
+        """Push each finger's state onto its key. A kv expression ``root.states.get(n)``
+        is not re-run when the dict changes (kv binds attributes, not a method call's
+        result), so the keys are set here, each time the screen hands over new states."""
+        for position in range(1, 11):
+            key = self.ids.get(f"f{position}")
+            if key is not None:
+                key.state_name = states.get(position, "todo")
 
     def pick(self, position: int) -> None:
         if self.handler is not None:
@@ -213,9 +311,12 @@ class SignaturePad(Widget):
 
 
 class ChoiceView(ModalView):
-    """A modal list of big buttons; ``choose(value)`` is called with the one touched."""
+    """A modal list of big buttons; ``choose(value)`` is called with the one touched.
+    ``cols`` columns of them (two fit a long list on the short landscape panel); ``extra``
+    holds widgets shown above the list."""
 
     title = StringProperty("")
+    cols = NumericProperty(1)
 
     def __init__(self, title: str, choices: Sequence[tuple[str, Any]],
                  choose: Callable[[Any], None], **kwargs: Any) -> None:
@@ -226,6 +327,33 @@ class ChoiceView(ModalView):
             button = BigButton(text=text, tone="neutral")
             button.bind(on_release=lambda _b, v=value: (self.dismiss(), choose(v)))
             box.add_widget(button)
+
+
+class NoteView(ModalView):
+    """A short note typed by the officer (the exception "Other"), at the top of the glass so
+    the docked keyboard leaves it visible; ``done(note)`` on OK with a non-empty note."""
+
+    title = StringProperty("")
+    hint = StringProperty("")
+    why = StringProperty("")
+
+    def __init__(self, title: str, hint: str, done: Callable[[str], None],
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.title, self.hint, self._done = title, hint, done
+
+    def on_open(self) -> None:
+        self.ids.note.focus = True
+
+    def confirm(self) -> None:
+        note = self.ids.note.text.strip()
+        if not note:
+            from ui.i18n import tr
+
+            self.why = tr("fingers.other_needed", app().lang)
+            return
+        self.dismiss()
+        self._done(note)
 
 
 class MessageView(ModalView):

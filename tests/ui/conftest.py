@@ -68,14 +68,16 @@ def display() -> Iterator[str]:
 
 
 def run_scenario(display: str, kit: Any, scenario: str, size: str = "800x480", *,
-                 disk: Path | None = None, timeout: float = 180) -> dict[str, Any]:
-    """Run ``scenario`` in a kiosk process against ``kit`` (a KitOnRig); its findings."""
-    result = kit.root / f"ui-{scenario}-{size}.json"
+                 disk: Path | None = None, timeout: float = 180,
+                 lang: str = "id") -> dict[str, Any]:
+    """Run ``scenario`` in a kiosk process against ``kit`` (a KitOnRig) with the kiosk in
+    ``lang``; its findings."""
+    result = kit.root / f"ui-{scenario}-{size}-{lang}.json"
     env = dict(os.environ, DISPLAY=display, GPIOZERO_PIN_FACTORY="mock",
                KIVY_NO_ARGS="1", KIVY_HOME=str(kit.root / "kivy"))
     cmd = [sys.executable, "-m", "tests.ui.driver", "--config", kit.config.source,
            "--scenario", scenario, "--size", size, "--control", str(kit.control_fifo),
-           "--result", str(result), "--shots", str(SHOTS)]
+           "--result", str(result), "--shots", str(SHOTS), "--lang", lang]
     if disk is not None:
         cmd += ["--disk", str(disk)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,

@@ -44,13 +44,16 @@ def main() -> int:
     def start(app: Any) -> None:
         # Imported only now: the pilot imports Kivy's window, which must not exist before
         # run_kiosk has set the window size.
-        from tests.ui import scenarios
+        from tests.ui import scenarios, screen_checks
         from tests.ui.pilot import Pilot
 
-        scenario = getattr(scenarios, f"scenario_{args.scenario}")
+        name = f"scenario_{args.scenario}"
+        scenario = getattr(scenarios, name, None) or getattr(screen_checks, name)
+        tag = f"{width}x{height}-{args.scenario}" + ("" if args.lang == "id" else
+                                                       f"-{args.lang}")
 
         def run() -> None:
-            pilot = Pilot(app, Path(args.shots), f"{width}x{height}-{args.scenario}",
+            pilot = Pilot(app, Path(args.shots), tag,
                           control=fifo_writer(Path(args.control)))
             try:
                 outcome["findings"] = scenario(pilot) or {}

@@ -361,6 +361,15 @@ def scenario_full_disk(p: Pilot) -> dict[str, Any]:
     return {"message": message}
 
 
+def _note_field() -> Any:
+    """The text field of an open note view, if one is open."""
+    from kivy.core.window import Window
+
+    from ui.widgets import NoteView
+
+    return next((v.ids.note for v in Window.children if isinstance(v, NoteView)), None)
+
+
 def scenario_tour(p: Pilot) -> dict[str, Any]:
     """Every screen (and the modal views) once, for screenshots and the overflow check."""
     p.at("login")
@@ -399,6 +408,11 @@ def scenario_tour(p: Pilot) -> dict[str, Any]:
     p.modal_button("Lainnya")
     p.shot("fingerprint-exceptions")
     p.tap(p.modal_button("Lainnya"))
+    # "Lainnya" asks for the officer's own note (the record needs one).
+    note = p.wait(_note_field, "the note for 'Lainnya'", 5)
+    p.call(lambda: note.insert_text("jari kaku"))
+    p.shot("fingerprint-exception-note")
+    p.tap(p.modal_button("OK"))
     screen = p.app.root_screen("fingerprints")
     while p.call(lambda: screen.current):
         except_finger(p, "Jari tidak bisa diluruskan")

@@ -21,6 +21,7 @@ import pytest
 from kit.provision import open_vault
 from kit.records import target_states
 from kit.store import Store
+from kit.workflow import staff_witness
 from office.records import open_record
 from sync.domain import FingerException, FingerPosition, Outcome
 from tests.conftest import OFFICER, PIN
@@ -67,7 +68,10 @@ def test_complete_recording_by_touch(display: str, kit_on_rig: Any) -> None:
     assert len(recording.signature.strokes) == 2 and len(points) > 20
     assert all(0 <= x <= 1 and 0 <= y <= 1 for x, y, _t in points)
     assert recording.witness is not None and recording.witness.consent
-    assert recording.witness.name == kit_on_rig.assignment.village_staff[0]
+    # "Name (role)" from the assignment fills the two fields apart (issue 15)
+    name, role = staff_witness(kit_on_rig.assignment.village_staff[0], "perangkat desa")
+    assert (recording.witness.name, recording.witness.role) == (name, role)
+    assert "(" not in recording.witness.name
     assert recording.officers == ["P-0001"]
     assert target_status(kit_on_rig, recording.target.id) == "recorded"
 

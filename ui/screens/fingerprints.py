@@ -13,9 +13,8 @@ from kivy.clock import mainthread
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
 from sync.domain import FingerException, FingerPosition
-from ui.i18n import tr
 from ui.screens.base import KioskScreen, load_kv
-from ui.widgets import ChoiceView
+from ui.widgets import BigButton, ChoiceView, NoteView
 
 
 class FingerprintsScreen(KioskScreen):
@@ -28,6 +27,7 @@ class FingerprintsScreen(KioskScreen):
     can_accept = BooleanProperty(False)
     can_clear = BooleanProperty(False)
     all_done = BooleanProperty(False)
+    excepted = BooleanProperty(False)  # the current finger has an exception (from the flow)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -55,7 +55,18 @@ class FingerprintsScreen(KioskScreen):
         self.can_accept = bool(self.current) and flow.can_accept_as_is(FingerPosition(self.current))
         if self.busy:
             return
-        if self.current:
+        self.excepted = bool(self.current) and flow.finger_state(
+            FingerPosition(self.current)) == "exception"
+        if self.excepted:
+            # Not "place it on the sensor": the finger has an exception until it is cleared.
+            position = FingerPosition(self.current)
+            kept = flow.recording.fingers[position]
+            reason = kept.exception.label(self.app.lang) if kept.exception else ""
+            if kept.exception_note and kept.exception == FingerException.OTHER:
+                reason += f" ({kept.exception_note})"
+            self.prompt = self.app.tr("fingers.excepted", finger=position.label(self.app.lang),
+                                      reason=reason)
+        elif self.current:
             position = FingerPosition(self.current)
             self.prompt = (self.app.tr("fingers.place", finger=position.label(self.app.lang))
                            + "\n" + self.app.tr("fingers.attempts",
@@ -68,14 +79,16 @@ class FingerprintsScreen(KioskScreen):
             return
         self.current = position
         self.result = ""
+        self.ids.finger_image.texture = None  # no other finger's print beside this one
         self.update()
 
     # -- capture ------------------------------------------------------------------------------
     def scan(self) -> None:
-        if self.busy or not self.current:
+        if self.busy or not self.current or self.excepted:
             return
         position = FingerPosition(self.current)
         self.busy, self.progress = True, 0
+        self.result = ""  # the last finger's result would sit beside this one's prompt
         self._cancel.clear()
         self.prompt = self.app.tr("fingers.place", finger=position.label(self.app.lang))
         self.app.led("busy")
@@ -123,26 +136,83 @@ class FingerprintsScreen(KioskScreen):
 
     # -- exceptions and decisions ----------------------------------------------------------
     def exception(self) -> None:
+        """The reasons, with what they apply to above them: this finger (the default), the
+        rest of its hand, or every finger still to capture -- three taps for eight
+        bandaged fingers instead of sixteen."""
         if self.busy or not self.current:
             return
         position = FingerPosition(self.current)
-        lang = self.app.lang
-        ChoiceView(self.app.tr("fingers.exception_title", finger=position.label(lang)),
-                   [(e.label(lang), e) for e in FingerException],
-                   lambda e: self._except(position, e)).open()
+        lang, tr_ = self.app.lang, self.app.tr
+        flow = self.kiosk.require_flow()
+        remaining = [p for p in flow.remaining_fingers() if p != position]
+        hand = [p for p in remaining if p.hand == position.hand]
+        hand_name = tr_(f"fingers.{position.hand}_hand").lower()
+        scopes = [("one", tr_("fingers.scope_one"), [position])]
+        if hand:
+            scopes.append(("hand", tr_("fingers.scope_hand", hand=hand_name), [position, *hand]))
+        if len(remaining) > len(hand):
+            scopes.append(("remaining", tr_("fingers.scope_remaining"), [position, *remaining]))
+        chosen: dict[str, list[FingerPosition]] = {"fingers": [position]}
+        view = ChoiceView(tr_("fingers.exception_title", finger=position.label(lang)),
+                          [(e.label(lang), e) for e in FingerException],
+                          lambda e: self._except(chosen["fingers"], e),
+                          cols=1 if self.app.portrait else 2)
+        if len(scopes) > 1:
+            self._add_scopes(view, scopes, chosen)
+        view.open()
 
-    def _except(self, position: FingerPosition, exception: FingerException) -> None:
-        # "Other" needs a note; the record carries it in Indonesian, the office's language.
-        note = tr("fingers.exception_note", "id") if exception == FingerException.OTHER else ""
+    def _add_scopes(self, view: Any, scopes: list[tuple[str, str, list[FingerPosition]]],
+                    chosen: dict[str, list[FingerPosition]]) -> None:
+        from kivy.uix.gridlayout import GridLayout
+
+        from ui.widgets import KLabel
+
+        box = view.ids.extra
+        grid = GridLayout(cols=1 if self.app.portrait else len(scopes), spacing=self.app.mm,
+                          size_hint_y=None)
+        grid.bind(minimum_height=grid.setter("height"))
+        buttons = []
+
+        def pick(button: BigButton, fingers: list[FingerPosition]) -> None:
+            chosen["fingers"] = fingers
+            for b in buttons:
+                b.tone = "primary" if b is button else "neutral"
+
+        for _key, text, fingers in scopes:
+            button = BigButton(text=text, tone="primary" if len(buttons) == 0 else "neutral")
+            button.bind(on_release=lambda b, f=fingers: pick(b, f))
+            buttons.append(button)
+            grid.add_widget(button)
+        box.add_widget(KLabel(text=self.app.tr("fingers.scope_title")))
+        box.add_widget(grid)
+
+    def _except(self, positions: list[FingerPosition], exception: FingerException) -> None:
+        if exception == FingerException.OTHER:
+            # "Other" needs the officer's own words: the workflow refuses it without a note.
+            NoteView(self.app.tr("fingers.other_title"), self.app.tr("fingers.other_hint"),
+                     lambda note: self._apply(positions, exception, note)).open()
+            return
+        self._apply(positions, exception, "")
+
+    def _apply(self, positions: list[FingerPosition], exception: FingerException,
+               note: str) -> None:
+        first = positions[0]
+
+        def apply() -> None:
+            flow = self.kiosk.require_flow()
+            for position in positions:
+                flow.finger_exception(position, exception, note)
 
         def done(_result: Any) -> None:
             nxt = self.kiosk.require_flow().next_finger()
             self.current = int(nxt) if nxt is not None else 0
-            self.result = f"{position.label(self.app.lang)}: {exception.label(self.app.lang)}"
+            label = ", ".join(p.label(self.app.lang) for p in positions) \
+                if len(positions) <= 2 else f"{first.label(self.app.lang)} (+{len(positions) - 1})"
+            self.result = f"{label}: {exception.label(self.app.lang)}"
+            self.ids.finger_image.texture = None  # no print beside an excepted finger
             self.update()
 
-        self.app.act(lambda: self.kiosk.require_flow().finger_exception(position, exception,
-                                                                         note), done)
+        self.app.act(apply, done)
 
     def accept(self) -> None:
         position = FingerPosition(self.current)
@@ -156,8 +226,11 @@ class FingerprintsScreen(KioskScreen):
 
     def clear(self) -> None:
         position = FingerPosition(self.current)
-        self.app.act(lambda: self.kiosk.require_flow().clear_finger(position),
-                     lambda _r: self.update())
+        def done(_result: Any) -> None:
+            self.ids.finger_image.texture = None
+            self.update()
+
+        self.app.act(lambda: self.kiosk.require_flow().clear_finger(position), done)
 
     def finish(self) -> None:
         self.app.act(lambda: self.kiosk.require_flow().next(), self.app.show_step)

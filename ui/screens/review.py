@@ -32,8 +32,9 @@ class ReviewScreen(KioskScreen):
             self.signature = tr("review.cannot_sign", reason=r.signature.cannot_sign_reason)
         else:
             self.signature = tr("review.signature")
-        self.witness = tr("review.witness", name=r.witness.name, role=r.witness.role) \
-            if r.witness else ""
+        self.witness = (tr("review.witness", name=r.witness.name, role=r.witness.role) + " · "
+                        + tr("review.consent_yes" if r.witness.consent else "review.consent_no")
+                        ) if r.witness else ""
         self.outcome = tr("review.outcome", outcome=flow.outcome().label(lang))
 
     def change(self, step: str) -> None:
