@@ -292,23 +292,23 @@ class DemoOfficeFlow:
     def send_assignment(self, wait: Callable[..., Any]) -> str:
         """Send the visit's assignment from its page; its id once the kit has it."""
         from office import visits
+        from office.models import Assignment as Queued
         from office.models import Visit
 
         self.step("Office: the assignment goes from the visit page to the kit, sealed and "
                   "signed (only the verified targets)")
         self.web.post(f"/visits/{self.visit_id}/send/", {})
         visit = Visit.objects.using(self.alias).get(pk=self.visit_id)
-        seen: list[str] = []
-
-        def state() -> str:
-            code = visits.assignment_state(visit).code
-            if code not in seen:
-                seen.append(code)
-            return code
-
-        wait(lambda: state() in ("delivered", "opened"), 30, "the kit to confirm it")
-        self.say(f"assignment {visit.assignment_id}: {' → '.join(seen)} (the visit page "
-                 f"shows it); {self._history()}")
+        wait(lambda: visits.assignment_state(visit).code in ("delivered", "opened"), 30,
+             "the kit to confirm it")
+        row = Queued.objects.using(self.alias).get(kit_id=visit.kit_id,
+                                                   assignment_id=visit.assignment_id)
+        steps = [(label, at) for label, at in (
+            ("queued", row.queued_at), ("sent", row.sent_at),
+            ("received by the kit", row.delivered_at)) if at is not None]
+        path = ", ".join(f"{label} +{at - row.queued_at:.1f} s" for label, at in steps)
+        self.say(f"assignment {visit.assignment_id}: {path} (the visit page shows each); "
+                 f"{self._history()}")
         return str(visit.assignment_id)
 
     def opened(self, wait: Callable[..., Any]) -> None:

@@ -53,7 +53,8 @@ def test_demo_runs_the_whole_visit(tmp_path: Path) -> None:
     assert "upload of the signed draft: verified, signed by Drs. BAMBANG SUTRISNO" in out
     assert "marked sent (yes)" in out
     assert "blitar-kit-01 taken by P-0001, self-test passed" in out
-    assert "queued → " in out and "status 'Assigned to a kit'" in out
+    assert ": queued +0.0 s, sent +" in out and ", received by the kit +" in out
+    assert "status 'Assigned to a kit'" in out
     assert "the visit page now says 'dibuka di kit'" in out
     assert "target on row 2: recorded" in out and "target on row 3: recorded" in out
     assert "target on row 4: not_recorded (refused)" in out
