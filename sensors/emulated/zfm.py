@@ -475,7 +475,6 @@ class ZfmEmulator:
     def start(self) -> None:
         """Run the sensor in a daemon thread, powered and ready (as if plugged in earlier)."""
         self._booted_at = 0.0
-        fingerprints.prepare(self.finger.person, self.finger.finger)
         self.port = EmulatedPort(self.link, self.baud)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="zfm-emulator", daemon=True)
@@ -528,8 +527,12 @@ class ZfmEmulator:
         with self._lock:
             answer = self._control(name, args)
             who = self.finger.person, self.finger.finger
-        if name in ("place", "person", "finger"):
-            fingerprints.prepare(*who)  # outside the lock: the device loop keeps answering
+        if name == "place" and args:
+            # A finger placed by hand (a test, the bench) is imaged at once: work out its
+            # pattern now, outside the lock, before the host's next readImage. A person set
+            # for the cooperative mode is left to the capture, as before (the kiosk's flows
+            # set the person while the host is polling; nothing here should hold them up).
+            fingerprints.prepare(*who)
         return answer
 
     def _control(self, name: str, args: tuple[str, ...]) -> str:

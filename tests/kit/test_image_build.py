@@ -1,0 +1,220 @@
+"""Unit checks of image-build/: they build nothing and need no network (CI-safe).
+
+The full build and boot test are the separate commands in image-build/README.md; these
+check the parts that decide what a kit boots into: the partition layout, fstab, the
+configure script run inside the image, and the requirements chosen for arm64.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import ipaddress
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+IMAGE_BUILD = Path(__file__).resolve().parents[2] / "image-build"
+BUILD = IMAGE_BUILD / "build"
+BOOT_TEST = IMAGE_BUILD / "boot-test"
+
+
+def load(path: Path, name: str) -> ModuleType:
+    """The scripts have no .py suffix (they are commands), so load them by path."""
+    loader = importlib.machinery.SourceFileLoader(name, str(path))
+    spec = importlib.util.spec_from_loader(name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def build() -> ModuleType:
+    return load(BUILD, "jaranijo_image_build")
+
+
+def test_help_names_every_stage_and_the_host_packages() -> None:
+    out = subprocess.run([sys.executable, str(BUILD), "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for word in ("check", "wheels", "rootfs", "image", "mmdebstrap", "bmap-tools", "--out"):
+        assert word in out
+
+
+def test_unknown_stage_is_refused_with_the_known_ones() -> None:
+    got = subprocess.run([sys.executable, str(BUILD), "--stages", "rootfs,flash"],
+                         capture_output=True, text=True)
+    assert got.returncode == 2
+    assert "flash" in got.stderr and "wheels" in got.stderr
+
+
+def test_rpios_variant_says_it_is_not_built(build: ModuleType) -> None:
+    with pytest.raises(SystemExit, match="not implemented"):
+        build.parse_args(["--variant", "rpios"])
+
+
+def test_layout_is_aligned_ordered_and_sized(build: ModuleType) -> None:
+    layout = build.compute_layout(1900, boot_mib=256, data_mib=1024)
+    boot, root, data = layout.partitions
+    assert (boot.label, root.label, data.label) == ("RASPIFIRM", "RASPIROOT", "JARANIJO-DATA")
+    assert boot.start_mib == 4 and boot.type_id == "c"
+    assert root.start_mib == boot.start_mib + boot.size_mib
+    assert data.start_mib == root.start_mib + root.size_mib
+    assert layout.total_mib == data.start_mib + data.size_mib
+    assert root.size_mib >= 1900 * 1.25 and root.size_mib % 4 == 0
+    for p in layout.partitions:
+        assert p.start_sector * 512 % (1024 * 1024) == 0
+
+
+def test_small_root_still_gets_the_minimum_free_space(build: ModuleType) -> None:
+    root = build.compute_layout(100).partitions[1]
+    assert root.size_mib >= 100 + 256
+
+
+def test_layout_refuses_an_empty_root(build: ModuleType) -> None:
+    with pytest.raises(ValueError):
+        build.compute_layout(0)
+
+
+def test_sfdisk_script_is_mbr_with_three_partitions(build: ModuleType) -> None:
+    layout = build.compute_layout(1000)
+    script = layout.sfdisk_script()
+    assert script.startswith("label: dos\n")
+    lines = [ln for ln in script.splitlines() if ln.startswith("start=")]
+    assert len(lines) == 3
+    assert lines[0] == f"start=8192, size={256 * 2048}, type=c"
+
+
+@pytest.mark.skipif(shutil.which("sfdisk") is None, reason="sfdisk (fdisk) not installed")
+def test_sfdisk_accepts_the_layout_on_an_image_file(build: ModuleType, tmp_path: Path) -> None:
+    layout = build.compute_layout(500, data_mib=64)
+    img = tmp_path / "disk.img"
+    with img.open("wb") as f:
+        f.truncate(layout.total_mib * 1024 * 1024)
+    subprocess.run(["sfdisk", "-q", str(img)], input=layout.sfdisk_script().encode(),
+                   check=True)
+    dump = subprocess.run(["sfdisk", "-d", str(img)], capture_output=True, text=True,
+                          check=True).stdout
+    for p in layout.partitions:
+        assert f"start={p.start_sector:>12}, size={p.size_sectors:>12}" in dump
+
+
+def test_configure_script_locks_passwords_masks_ssh_and_enables_units(
+        build: ModuleType) -> None:
+    script = build.configure_script()
+    assert script.startswith("#!/bin/sh\n")
+    assert "set -eu" in script
+    assert "passwd -l jaranijo" in script and "passwd -l root" in script
+    assert "--shell /usr/sbin/nologin" in script
+    assert "systemctl mask ssh.service" in script
+    assert "rm -f /etc/ssh/ssh_host_*" in script
+    assert ("systemctl enable jaranijo-firstboot.service jaranijo-agent.service "
+            "jaranijo-kiosk.service") in script
+    assert "jaranijo.overlay=1" in script
+    assert "Storage=volatile" in script
+    assert "apt-get purge -y --auto-remove gcc" in script
+    assert "update-initramfs -u" in script
+    # Every group the kit's units ask for exists or is created.
+    for group in ("dialout", "video", "render", "input", "gpio", "i2c", "tss"):
+        assert group in script.split("usermod -a -G ", 1)[1].split()[0].split(",")
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no sh")
+def test_configure_script_is_valid_shell(build: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "configure.sh"
+    path.write_text(build.configure_script())
+    subprocess.run(["sh", "-n", str(path)], check=True)
+    hook = tmp_path / "overlay"
+    hook.write_text(build.OVERLAY_HOOK)
+    subprocess.run(["sh", "-n", str(hook)], check=True)
+
+
+def test_fstab_root_read_only_and_store_on_the_data_partition(build: ModuleType) -> None:
+    rows = [ln.split() for ln in build.fstab().splitlines() if ln and not ln.startswith("#")]
+    by_target = {r[1]: r for r in rows}
+    assert "ro" in by_target["/"][3].split(",")
+    assert by_target["/var/lib/jaranijo-data"][0] == "LABEL=JARANIJO-DATA"
+    for target in ("/var/lib/jaranijo", "/etc/jaranijo"):
+        assert by_target[target][0].startswith("/var/lib/jaranijo-data/")
+        assert "bind" in by_target[target][3]
+    assert by_target["/boot/firmware"][2] == "vfat"
+
+
+def test_target_requirements_drop_x86_only_and_keep_the_pi_extra(build: ModuleType) -> None:
+    reqs = build.target_requirements()
+    names = {r.split(">")[0].split("=")[0].split("[")[0].split("<")[0] for r in reqs}
+    assert "wsq" not in names
+    assert {"kivy", "pynacl", "lgpio", "tpm2-pytss"} <= names
+    assert all(";" not in r for r in reqs)
+
+
+def test_boot_test_help_and_no_rfc1918_address() -> None:
+    out = subprocess.run([sys.executable, str(BOOT_TEST), "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "--image" in out and "--devices" in out
+    boot_test = load(BOOT_TEST, "jaranijo_boot_test")
+    # The guest network replaces slirp's default 10.0.2.0/24 (RFC 1918) with the RFC 2544
+    # test range; the host side is loopback only.
+    net = ipaddress.ip_network(boot_test.GUEST_NET)
+    assert ipaddress.ip_address(boot_test.GUEST_GATEWAY) in net
+    for rfc1918 in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"):
+        assert not net.overlaps(ipaddress.ip_network(rfc1918))
+    code = [ln for ln in BOOT_TEST.read_text().splitlines()
+            if not ln.lstrip().startswith("#") and "slirp's default" not in ln]
+    assert not any(re.search(r"\b(10\.\d+|192\.168|172\.(1[6-9]|2\d|3[01]))\.\d+", ln)
+                   for ln in code)
+    assert "net={GUEST_NET}" in BOOT_TEST.read_text()
+
+
+def test_boot_test_cmdline_moves_console_and_runs_the_check(build: ModuleType) -> None:
+    boot_test = load(BOOT_TEST, "jaranijo_boot_test")
+    line = boot_test.guest_cmdline("console=tty1 console=ttyS1,115200 root=LABEL=RASPIROOT "
+                                   "rw jaranijo.overlay=1\n")
+    words = line.split()
+    assert [w for w in words if w.startswith("console=")] == ["console=ttyAMA0,115200"]
+    assert "jaranijo.overlay=1" in words and "root=LABEL=RASPIROOT" in words
+    assert 'systemd.run="/bin/sh /boot/firmware/jaranijo-boot-test.sh"' in line
+    assert "systemd.run_success_action=poweroff" in words
+
+
+def test_boot_test_check_script_is_valid_shell(tmp_path: Path) -> None:
+    boot_test = load(BOOT_TEST, "jaranijo_boot_test")
+    path = tmp_path / "check.sh"
+    path.write_text(boot_test.CHECK_SCRIPT)
+    subprocess.run(["sh", "-n", str(path)], check=True)
+    for unit in ("jaranijo-agent.service", "jaranijo-kiosk.service"):
+        assert unit in boot_test.CHECK_SCRIPT
+
+
+def test_mmdebstrap_command_hooks_are_valid_shell(build: ModuleType, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Assemble the rootfs command without running it; every hook must parse as sh."""
+    captured: list[list[str]] = []
+
+    def fake_run(stage: str, cmd: list[str], **kwargs: object) -> None:
+        captured.append(cmd)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(build, "run", fake_run)
+    (tmp_path / "native-build.txt").write_text("tpm2-pytss>=2.3\n")
+    opts = build.Options(out=tmp_path, work=tmp_path, mirror="http://deb.debian.org/debian",
+                         suite="bookworm", python=sys.executable, data_mib=64, boot_mib=64,
+                         stages=["rootfs"], name="t")
+    with pytest.raises(SystemExit):
+        build.stage_rootfs(opts)
+    cmd = captured[0]
+    assert cmd[:4] == ["mmdebstrap", "--mode=root", "--architectures=arm64", "--variant=apt"]
+    assert cmd[-3:] == ["bookworm", str(tmp_path / "rootfs"), "http://deb.debian.org/debian"]
+    hooks = [a.split("=", 1)[1] for a in cmd if a.startswith(("--essential-hook=",
+                                                              "--customize-hook="))]
+    assert any("configure.sh" in h for h in hooks)
+    assert any("tpm2-pytss" in h for h in hooks)
+    for hook in hooks:
+        subprocess.run(["sh", "-n", "-c", hook], check=True)
+    assert "raspi-firmware" in next(a for a in cmd if a.startswith("--include="))
