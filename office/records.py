@@ -234,7 +234,9 @@ class RecordBook:
         review.save(using=self.using)
         from office.visits import close_target  # the visit flow builds on the records
 
-        close_target(review, self.person(review.sealed), using=self.using)
+        t = r.target  # the person just sealed, without opening it again
+        close_target(review, Person(name=t.name, nik=t.nik, birth_date=t.birth_date.isoformat(),
+                                    target_id=t.id, kk=t.kk), using=self.using)
         return review
 
     def index_new(self, limit: int = 500) -> int:

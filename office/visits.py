@@ -43,7 +43,7 @@ from nacl.secret import SecretBox
 from nacl.signing import SigningKey
 
 from office.records import Person, RecordUnavailable, index_key
-from sync.domain import Assignment, Target, uuid7
+from sync.domain import Assignment, Target
 from sync.envelope import KitPublicKeys, OfficeKeys
 from sync.errors import JaranIjoError, KeyFileError, ValidationError
 
@@ -200,10 +200,6 @@ def add_target(request: models.VisitRequest, target: Target, vault: TargetVault,
         category=target.category.value, place=target.place.value,
         village=target.address.desa, source_row=source_row, added_at=time.time(),
         added_by=by)
-
-
-def new_target_id() -> str:
-    return uuid7()
 
 
 def known_niks(vault: TargetVault, *, book: Any = None, exclude_request: int | None = None,

@@ -70,7 +70,7 @@ from office.web.roles import require
 from office.web.wib import lang as _lang
 from office.web.wib import local as _local
 from sync import regions
-from sync.domain import Address, Category, FieldError, Place, Sex, Target
+from sync.domain import Address, Category, FieldError, Place, Sex, Target, uuid7
 from sync.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -810,7 +810,7 @@ def _confirm(request: HttpRequest, req: VisitRequest, vault: visits.TargetVault,
     filename = state.get("filename", "") or _("berkas")
     with transaction.atomic():
         for number, values in zip(numbers, chosen, strict=True):
-            visits.add_target(req, values.to_target(visits.new_target_id()), vault, who,
+            visits.add_target(req, values.to_target(), vault, who,
                               source_row=number)
         visits.note_event(req, who, f"{len(chosen)} sasaran diimpor dari {filename} "
                                     f"({len(report.refused)} ditolak)")
@@ -949,7 +949,7 @@ def _target_form(request: HttpRequest, req: VisitRequest, row: TargetRow | None
         return render(request, "requests/target.html", {**context, "blocked": True},
                       status=409)
     current = vault.open(row.sealed) if row is not None else None
-    target_id = row.pk if row is not None else visits.new_target_id()
+    target_id = row.pk if row is not None else uuid7()
     if request.method != "POST":
         if current is not None and row is not None:
             initial = TargetForm.initial_of(current, row.version)
