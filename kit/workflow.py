@@ -74,6 +74,18 @@ class Step(StrEnum):
 
 ORDER = list(Step)
 
+# What each step is called where a message names it (the kiosk's own labels are in
+# ui/i18n.py "step.*"; the kit cannot import the UI, so the two pairs must agree).
+STEP_LABELS: dict[Step, tuple[str, str]] = {
+    Step.PHOTO: ("Foto wajah", "Face photo"),
+    Step.PHOTO_APPROVAL: ("Persetujuan foto", "Photo approval"),
+    Step.FINGERPRINTS: ("Sidik jari", "Fingerprints"),
+    Step.SIGNATURE: ("Tanda tangan", "Signature"),
+    Step.WITNESS: ("Saksi", "Witness"),
+    Step.REVIEW: ("Periksa & segel", "Review & seal"),
+    Step.SEALED: ("Tersegel", "Sealed"),
+}
+
 
 def refuse(code: str, id: str, en: str, hint_id: str = "", hint_en: str = "") -> ValidationError:
     return ValidationError(id=id, en=en, hint_id=hint_id, hint_en=hint_en, code=code)
@@ -117,9 +129,12 @@ class RecordingFlow:
     def __init__(self, ctx: KitContext, recording: Recording, step: Step,
                  finger_attempts: dict[int, int] | None = None,
                  photo_attempts: int = 0, step_started: float | None = None,
-                 photo_approved: bool = False) -> None:
+                 photo_approved: bool = False, back_to_review: bool = False) -> None:
         self.ctx = ctx
         self.photo_approved = photo_approved
+        # Set when the officer stepped back from the review ("Ubah"): finishing that step
+        # returns to the review over the later steps that are still complete.
+        self.back_to_review = back_to_review
         self.recording = recording
         self.step = step
         self.finger_attempts: dict[int, int] = dict(finger_attempts or {})
@@ -156,7 +171,9 @@ class RecordingFlow:
         recording = replace(recording, officers=officers)
         flow = cls(ctx, recording, Step(data["step"]),
                    {int(k): v for k, v in data["finger_attempts"].items()},
-                   data["photo_attempts"], photo_approved=data["photo_approved"])
+                   data["photo_attempts"], photo_approved=data["photo_approved"],
+                   # drafts written before this field existed go on step by step
+                   back_to_review=bool(data.get("back_to_review", False)))
         ctx.store.audit("recording_resumed", actor=",".join(ctx.officers), subject=recording_id)
         return flow
 
@@ -167,6 +184,7 @@ class RecordingFlow:
             "finger_attempts": {str(k): v for k, v in self.finger_attempts.items()},
             "photo_attempts": self.photo_attempts,
             "photo_approved": self.photo_approved,
+            "back_to_review": self.back_to_review,
         }
         expires = self.ctx.clock() + self.ctx.settings.draft_lifetime_hours * 3600
         self.ctx.store.put_draft(
@@ -193,15 +211,34 @@ class RecordingFlow:
                 if missing:
                     raise refuse("step_incomplete", f"Langkah belum selesai: {missing[0][0]}",
                                  f"Step not finished: {missing[0][1]}")
+        if self.step == Step.REVIEW and target_index < here:
+            self.back_to_review = True
         self._enter(step)
 
     def next(self) -> Step:
-        self.go_to(ORDER[ORDER.index(self.step) + 1])
+        """Finish this step: on to the next one, or back to the review (see
+        :meth:`after`) when the officer came here from it."""
+        self.go_to(self.after(self.step))
         return self.step
+
+    def after(self, step: Step) -> Step:
+        """The step that follows a finished ``step``: the next one in order; but when the
+        officer came back from the review, the review itself, unless the change left a
+        later step incomplete (a retaken photo needs the resident's approval again), which
+        then comes first."""
+        following = ORDER[ORDER.index(step) + 1]
+        if not self.back_to_review:
+            return following
+        for later in ORDER[ORDER.index(step) + 1:ORDER.index(Step.REVIEW)]:
+            if self.missing(later):
+                return later
+        return Step.REVIEW
 
     def _enter(self, step: Step) -> None:
         self._close_step_timer()
         self.step = step
+        if step == Step.REVIEW:
+            self.back_to_review = False
         self.save_draft()
 
     def _close_step_timer(self) -> None:
@@ -220,8 +257,9 @@ class RecordingFlow:
     def _at(self, *steps: Step) -> None:
         self._not_sealed()
         if self.step not in steps:
-            raise refuse("wrong_step", f"Tidak dapat dilakukan pada langkah {self.step}",
-                         f"Not possible at step {self.step}",
+            label_id, label_en = STEP_LABELS[self.step]
+            raise refuse("wrong_step", f"Tidak dapat dilakukan pada langkah {label_id}",
+                         f"Not possible at the step {label_en}",
                          "Kembali ke langkah yang sesuai", "Go back to the right step")
 
     def missing(self, step: Step) -> list[tuple[str, str]]:
@@ -248,6 +286,8 @@ class RecordingFlow:
         kept = self.recording.photo
         if kept is None or photo.quality_score > kept.quality_score:
             kept = photo
+            # A new photo is not the one the resident approved: they must see it again.
+            self.photo_approved = False
         self.recording = replace(self.recording, photo=kept)
         self.save_draft()
         return kept
@@ -266,13 +306,13 @@ class RecordingFlow:
                              "Mis. warga tidak dapat duduk", "E.g. the resident cannot sit up")
             self.recording = replace(self.recording,
                                      photo=replace(photo, below_threshold_reason=reason.strip()))
-        self._enter(Step.PHOTO_APPROVAL)
+        self._enter(self.after(Step.PHOTO))
 
     def approve_photo(self, approved: bool) -> None:
         """The resident or family saw the photo: approved goes on, refused goes back."""
         self._at(Step.PHOTO_APPROVAL)
         self.photo_approved = approved
-        self._enter(Step.FINGERPRINTS if approved else Step.PHOTO)
+        self._enter(self.after(Step.PHOTO_APPROVAL) if approved else Step.PHOTO)
 
     # -- fingerprints ------------------------------------------------------------------------
     def next_finger(self) -> FingerPosition | None:
@@ -396,7 +436,7 @@ class RecordingFlow:
                          "Minta warga menandatangani lagi", "Ask the resident to sign again")
         self.recording = replace(self.recording, signature=SignatureCapture(
             strokes=strokes, image_png=image_png, cannot_sign_reason=None))
-        self._enter(Step.WITNESS)
+        self._enter(self.after(Step.SIGNATURE))
 
     def cannot_sign(self, reason: str) -> None:
         """The resident cannot sign: a reason instead (the thumbprint stands in)."""
@@ -406,7 +446,7 @@ class RecordingFlow:
                          "Give the reason the resident cannot sign")
         self.recording = replace(self.recording, signature=SignatureCapture(
             strokes=[], image_png=None, cannot_sign_reason=reason.strip()))
-        self._enter(Step.WITNESS)
+        self._enter(self.after(Step.SIGNATURE))
 
     def set_witness(self, name: str, role: str, consent: bool) -> None:
         self._at(Step.WITNESS)
@@ -420,9 +460,12 @@ class RecordingFlow:
 
     # -- finishing ---------------------------------------------------------------------------------
     def outcome(self) -> Outcome:
-        """Recorded when every finger has a capture or an exception, otherwise partial."""
+        """Recorded when there is a photo and a signature (or the reason there is none) and
+        every finger has a capture or an exception, with at least one print among them;
+        otherwise partial: ten exceptions and no print are not a complete recording."""
         r = self.recording
         complete = (r.photo is not None and len(r.fingers) == len(FingerPosition)
+                    and any(f.image_png for f in r.fingers.values())
                     and r.signature is not None)
         return Outcome.RECORDED if complete else Outcome.PARTIAL
 
@@ -546,10 +589,28 @@ def preflight(data_dir: Path, *, battery_percent: float | None, devices: dict[st
     checks.append(Check("clock", sane, False, f"Jam kit {clock:%Y-%m-%d %H:%M} UTC",
                         f"Kit clock {clock:%Y-%m-%d %H:%M} UTC"))
     for name, problem in devices.items():
+        # The officer reads the device's name, not the kit's key for it ("fingerprint").
+        label_id, label_en = DEVICE_LABELS.get(name, (name, name))
         checks.append(Check(f"device:{name}", problem is None, False,
-                            f"{name}: {'siap' if problem is None else problem}",
-                            f"{name}: {'ready' if problem is None else problem}"))
+                            _device_line(label_id, "siap", problem),
+                            _device_line(label_en, "ready", problem)))
     return checks
+
+
+DEVICE_LABELS = {"camera": ("Kamera", "Camera"),
+                 "fingerprint": ("Sensor sidik jari", "Fingerprint sensor"),
+                 "gnss": ("GPS", "GPS"), "battery": ("Baterai", "Battery"),
+                 "modem": ("Modem", "Modem")}
+
+
+def _device_line(label: str, ready: str, problem: str | None) -> str:
+    """"Kamera: siap", or the device's own message, which names it already
+    ("Sensor sidik jari, membuka sensor: sensor terputus...")."""
+    if problem is None:
+        return f"{label}: {ready}"
+    if problem.casefold().startswith(label.casefold()):
+        return problem
+    return f"{label}: {problem}"
 
 
 def require_storable(checks: list[Check]) -> None:
@@ -558,8 +619,10 @@ def require_storable(checks: list[Check]) -> None:
         raise JaranIjoError(
             id=f"Rekaman tidak dapat disimpan: {blocking[0].message_id}",
             en=f"A recording could not be stored: {blocking[0].message_en}",
-            hint_id="Kosongkan ruang atau unggah rekaman dulu",
-            hint_en="Free some space or upload records first",
+            # The officer cannot free space on the kit: say who can, and that nothing
+            # already recorded is at risk.
+            hint_id="Hubungi teknisi; rekaman yang sudah tersimpan tetap aman",
+            hint_en="Call the technician; the recordings already saved are safe",
             code="preflight")
 
 

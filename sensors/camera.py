@@ -28,12 +28,18 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-import cv2
 import numpy as np
 
 from sensors.errors import DeviceError
+
+if TYPE_CHECKING:
+    import cv2
+
+# OpenCV (~16 MiB resident) is imported where a frame is encoded or a USB camera
+# opened, not with this module: the agent imports the device registry, and with it
+# this module, without ever touching a camera.
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,8 @@ class Still:
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
     """JPEG bytes of an RGB frame (quality 92 keeps skin texture without large files)."""
+    import cv2
+
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
@@ -325,6 +333,8 @@ class OpenCvCamera(CameraBase):
         self._cap: cv2.VideoCapture | None = None
 
     def _start(self) -> None:
+        import cv2
+
         if isinstance(self.device, int):
             cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
             where = f"/dev/video{self.device}"
@@ -354,6 +364,8 @@ class OpenCvCamera(CameraBase):
         return bgr
 
     def _preview(self) -> np.ndarray:
+        import cv2
+
         bgr = _call_with_timeout(self._read, self.timeout, "preview")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 

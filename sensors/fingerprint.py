@@ -20,32 +20,34 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
-import tempfile
 import termios
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 import serial
-from pyfingerprint.pyfingerprint import PyFingerprint
+from pyfingerprint.pyfingerprint import (
+    FINGERPRINT_ACKPACKET,
+    FINGERPRINT_COMMANDPACKET,
+    FINGERPRINT_DATAPACKET,
+    FINGERPRINT_DOWNLOADIMAGE,
+    FINGERPRINT_ENDDATAPACKET,
+    FINGERPRINT_ERROR_COMMUNICATION,
+    FINGERPRINT_ERROR_DOWNLOADIMAGE,
+    FINGERPRINT_OK,
+    PyFingerprint,
+)
 
 from sensors import Quality
 from sensors.errors import DeviceError
-from sensors.fingerprint_quality import (
-    CONVERT_FEW_FEATURES,
-    CONVERT_INVALID,
-    CONVERT_MESSY,
-    CONVERT_OK,
-    SENSOR_REASONS,
-    fingerprint_quality,
-)
+
+# sensors.fingerprint_quality (the score, the sensor's codes and their reasons) and
+# OpenCV are imported where they are used, not with this module: both cost ~16 MiB
+# resident together, and the agent imports this module (through the device
+# registry) without ever capturing a finger.
 
 if TYPE_CHECKING:
     pass
@@ -83,6 +85,25 @@ class FingerImage:
     pixels: np.ndarray
     png: bytes
     sensor_code: int | None = None
+
+
+@dataclass(frozen=True)
+class CaptureTimings:
+    """Where one :meth:`ZfmFingerprintSensor.capture` spent its time (seconds).
+
+    ``download``: from the command out to the last data packet parsed (the
+    wire, plus whatever the parsing lags behind it). ``unpack``: the 4-bit
+    pixels to an 8-bit picture, after the last byte. ``convert``: the
+    sensor's feature extraction, command to reply. ``png``: encoding the
+    PNG, done while the sensor converts (hidden in ``convert`` unless it is
+    slower). ``total``: the whole call, as the caller waits for it.
+    """
+
+    download: float
+    unpack: float
+    convert: float
+    png: float
+    total: float
 
 
 @dataclass(frozen=True)
@@ -183,10 +204,10 @@ _GARBLED_TEXTS = {
     "The received packet is no data packet!",
     "Communication error",  # the sensor's 0x01: it did not understand our packet
 }
-_CONVERT_TEXTS = {
-    "The image is too messy": CONVERT_MESSY,
-    "The image contains too few feature points": CONVERT_FEW_FEATURES,
-    "The image is invalid": CONVERT_INVALID,
+_CONVERT_TEXTS = {  # text: the name of the code in sensors.fingerprint_quality
+    "The image is too messy": "CONVERT_MESSY",
+    "The image contains too few feature points": "CONVERT_FEW_FEATURES",
+    "The image is invalid": "CONVERT_INVALID",
 }
 _SENSOR_FAULTS: dict[str, tuple[str, str, str, str, str]] = {
     # text: (code, id, en, hint_id, hint_en)
@@ -316,13 +337,65 @@ class _Line:
             log.exception("fingerprint progress callback failed")
 
 
-def _private_dir() -> Path:
-    """A directory in RAM, readable only by us, for pyfingerprint's image file."""
-    for base in ("/dev/shm", os.environ.get("XDG_RUNTIME_DIR", "")):
-        if base and os.path.isdir(base) and os.access(base, os.W_OK):
-            return Path(tempfile.mkdtemp(prefix="jaranijo-fp-", dir=base))
-    log.warning("no RAM disk for the image transfer; using the default temporary directory")
-    return Path(tempfile.mkdtemp(prefix="jaranijo-fp-"))
+_CONVERT_OK = FINGERPRINT_OK  # the sensor's "done": sensors.fingerprint_quality.CONVERT_OK
+
+
+class _SensorSaid(Exception):
+    """A protocol fault in the image download, worded as pyfingerprint 1.5 words it
+    (so :meth:`ZfmFingerprintSensor._translate` maps it like the library's own)."""
+
+
+def _download_image(finger: PyFingerprint) -> bytes:
+    """The sensor's image buffer as sent: 36,864 bytes of 4-bit pixel pairs.
+
+    pyfingerprint 1.5's own ``downloadImage`` frames and checks the packets
+    with the same ``__writePacket`` / ``__readPacket`` used here, but then,
+    after the last byte, builds the picture one pixel at a time through
+    Pillow and saves a PNG file: ~45 ms on a PC, several times that on the
+    Pi, all on top of the wire time (and a resident's print in a file).
+    Here each packet's payload is kept as it is parsed, while the wire is
+    still busy, and the picture is made by :func:`unpack_4bit` in one step.
+    """
+    write = finger._PyFingerprint__writePacket  # type: ignore[attr-defined]
+    read = finger._PyFingerprint__readPacket  # type: ignore[attr-defined]
+    write(FINGERPRINT_COMMANDPACKET, (FINGERPRINT_DOWNLOADIMAGE,))
+    kind, payload = read()
+    if kind != FINGERPRINT_ACKPACKET:
+        raise _SensorSaid("The received packet is no ack packet!")
+    if payload[0] == FINGERPRINT_ERROR_COMMUNICATION:
+        raise _SensorSaid("Communication error")
+    if payload[0] == FINGERPRINT_ERROR_DOWNLOADIMAGE:
+        raise _SensorSaid("Could not download image")
+    if payload[0] != FINGERPRINT_OK:
+        raise _SensorSaid("Unknown error " + hex(payload[0]))
+    data = bytearray()
+    while kind != FINGERPRINT_ENDDATAPACKET:
+        kind, payload = read()
+        if kind not in (FINGERPRINT_DATAPACKET, FINGERPRINT_ENDDATAPACKET):
+            raise _SensorSaid("The received packet is no data packet!")
+        data += bytes(payload)
+    return bytes(data)
+
+
+def unpack_4bit(data: bytes) -> np.ndarray:
+    """288 x 256 8-bit pixels from the sensor's 4-bit pairs (high nibble = even x),
+    each level times 17 so 0x0 is black and 0xF white, as pyfingerprint draws them."""
+    packed = np.frombuffer(data, np.uint8).reshape(HEIGHT, WIDTH // 2)
+    pixels = np.empty((HEIGHT, WIDTH), np.uint8)
+    pixels[:, 0::2] = (packed >> 4) * 17
+    pixels[:, 1::2] = (packed & 0x0F) * 17
+    return pixels
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """The PNG kept in the record (lossless: the quality score and the office see the
+    same pixels). OpenCV is imported here, on first use, not with the module."""
+    import cv2
+
+    ok, png = cv2.imencode(".png", pixels)
+    if not ok:
+        raise ValueError("OpenCV could not encode the fingerprint PNG")
+    return png.tobytes()
 
 
 # -- the driver -----------------------------------------------------------------------------
@@ -374,6 +447,7 @@ class ZfmFingerprintSensor:
         self._image_ready = False
         self._packet_size = 128
         self._capacity = 0
+        self.last_timings: CaptureTimings | None = None  # the last capture's (for benches)
 
     # -- connection ---------------------------------------------------------------------------
     def __enter__(self) -> ZfmFingerprintSensor:
@@ -568,41 +642,67 @@ class ZfmFingerprintSensor:
             self._image_ready = False  # the download below uses it up either way
             expected = wire_bytes(self._packet_size)
             budget = self.reply_timeout + 1.5 * expected * 10 / self.baud
-            workdir = _private_dir()
-            try:
-                path = workdir / "finger.png"
-                # Download before converting: convertImage overwrites the
-                # sensor's image buffer (the download would then be black).
-                self._run(operation, lambda: finger.downloadImage(str(path)), budget=budget,
-                          expected=expected, progress=progress)
-                png = path.read_bytes()
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
+            started = time.perf_counter()
+            # Download before converting: convertImage overwrites the
+            # sensor's image buffer (the download would then be black).
+            data = self._run(operation, lambda: _download_image(finger), budget=budget,
+                             expected=expected, progress=progress)
+            downloaded = time.perf_counter()
             if progress is not None:
                 progress(expected, expected)
-            pixels = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
-            if pixels is None or pixels.shape != (HEIGHT, WIDTH):
+            if len(data) != IMAGE_BYTES:
+                log.warning("fingerprint capture: %d image bytes, not %d", len(data),
+                            IMAGE_BYTES)
+                self._reconnect = True
                 raise _garbled(operation)
-            code = self._convert(operation, finger, 1)
-            return FingerImage(pixels=pixels, png=png, sensor_code=code)
+            pixels = unpack_4bit(data)
+            unpacked = time.perf_counter()
+            # The sensor needs ~0.1-0.5 s to extract features and the line is
+            # idle meanwhile: encode the PNG then (OpenCV lets go of the GIL,
+            # and this thread waits on the port) instead of after the reply.
+            encoded: list[bytes] = []
+            png_seconds: list[float] = []
+
+            def encode() -> None:
+                t0 = time.perf_counter()
+                encoded.append(encode_png(pixels))
+                png_seconds.append(time.perf_counter() - t0)
+
+            encoder = threading.Thread(target=encode, name="fingerprint-png", daemon=True)
+            encoder.start()
+            try:
+                code = self._convert(operation, finger, 1)
+            finally:
+                converted = time.perf_counter()
+                encoder.join()
+            if not encoded:
+                raise _garbled(operation)
+            done = time.perf_counter()
+            self.last_timings = CaptureTimings(
+                download=downloaded - started, unpack=unpacked - downloaded,
+                convert=converted - unpacked, png=png_seconds[0], total=done - started)
+            return FingerImage(pixels=pixels, png=encoded[0], sensor_code=code)
 
     def _convert(self, operation: str, finger: PyFingerprint, buffer: int) -> int:
         """The sensor's feature extraction on its image buffer: its confirmation code."""
+        from sensors import fingerprint_quality as rules
 
         def convert() -> int:
             try:
                 finger.convertImage(buffer)
             except Exception as exc:
-                code = _CONVERT_TEXTS.get(str(exc))
-                if code is None:
+                name = _CONVERT_TEXTS.get(str(exc))
+                if name is None:
                     raise
-                return code
-            return CONVERT_OK
+                return int(getattr(rules, name))
+            return rules.CONVERT_OK
 
         return int(self._run(operation, convert))
 
     def quality(self, image: FingerImage) -> Quality:
         """The image's score (see the module docstring) and the sensor's verdict, combined."""
+        from sensors.fingerprint_quality import fingerprint_quality
+
         return fingerprint_quality(image.pixels, image.sensor_code)
 
     # -- identity -----------------------------------------------------------------------------
@@ -661,7 +761,7 @@ class ZfmFingerprintSensor:
                     raise _cancelled(operation)
                 self._image_ready = False
                 code = self._convert(operation, finger, buffer)
-                if code != CONVERT_OK:
+                if code != _CONVERT_OK:
                     raise _poor_capture(operation, code)
             if not self._run(operation, finger.createTemplate):
                 raise _error(operation, "mismatch", "dua tempelan jari tidak cocok",
@@ -685,7 +785,7 @@ class ZfmFingerprintSensor:
                 raise _cancelled(operation)
             self._image_ready = False
             code = self._convert(operation, finger, 1)
-            if code != CONVERT_OK:
+            if code != _CONVERT_OK:
                 raise _poor_capture(operation, code)
             position, score = self._run(operation, finger.searchTemplate)
         if position < 0:
@@ -722,5 +822,7 @@ class ZfmFingerprintSensor:
 
 
 def _poor_capture(operation: str, code: int) -> DeviceError:
+    from sensors.fingerprint_quality import CONVERT_INVALID, SENSOR_REASONS
+
     reason = SENSOR_REASONS.get(code, SENSOR_REASONS[CONVERT_INVALID])
     return _error(operation, "poor_capture", reason[0], reason[1], reason[2], reason[3])

@@ -26,6 +26,7 @@ from sensors.errors import DeviceError
 from sync.errors import Fault, JaranIjoError
 from ui.i18n import Table, tr
 from ui.screens.technician import RecentLog
+from ui.theme import TEXT_MM
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class KioskApp(App):
             photo_approval,
             review,
             sealed,
+            set_pin,
             signature,
             target,
             technician,
@@ -101,7 +103,8 @@ class KioskApp(App):
                        photo_approval.PhotoApprovalScreen(),
                        fingerprints.FingerprintsScreen(), signature.SignatureScreen(),
                        witness.WitnessScreen(), review.ReviewScreen(), sealed.SealedScreen(),
-                       paused.PausedScreen(), technician.TechnicianScreen()):
+                       paused.PausedScreen(), technician.TechnicianScreen(),
+                       set_pin.SetPinScreen()):
             self.screens.add_widget(screen)
         self.screens.bind(current=self._screen_changed)
         root.add_widget(self.screens)
@@ -120,7 +123,7 @@ class KioskApp(App):
         w, h = size
         self.mm = math.hypot(w, h) / DIAGONAL_MM
         self.touch = 10 * self.mm
-        self.font = 3.5 * self.mm
+        self.font = TEXT_MM["body"] * self.mm  # capitals of at least 3 mm (point 8)
         self.portrait = h > w
 
     def keep_above_keyboard(self, field: Any) -> None:
@@ -188,6 +191,9 @@ class KioskApp(App):
             log.debug("ui_state not written", exc_info=True)
 
     def after_login(self) -> None:
+        if self.kiosk.must_set_pin:  # first login with an enrolment code: a PIN first
+            self.go("set_pin")
+            return
         target, self._return_to = self._return_to, None
         if target is not None and self.kiosk.flow is not None:
             self.go(target)

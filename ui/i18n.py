@@ -41,7 +41,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "status.no_signal": ("Sinyal —", "Signal —"),
     "status.gnss_fix": ("GPS ±{acc} m", "GPS ±{acc} m"),
     "status.gnss_none": ("GPS —", "GPS —"),
-    "status.outbox": ("Antre {n}", "Queued {n}"),
+    "status.outbox": ("{n} menunggu kirim", "{n} waiting to upload"),
+    "status.outbox.none": ("Terkirim semua", "All sent"),
     # login / lock
     "login.title": ("Masuk petugas", "Officer login"),
     "login.officer": ("ID petugas", "Officer ID"),
@@ -68,7 +69,13 @@ TEXT: dict[str, tuple[str, str]] = {
                     "{n} paused recordings: tap the target to resume"),
     "home.draft_soon": ("Draf segera kedaluwarsa: selesaikan hari ini",
                         "A draft expires soon: finish it today"),
-    "home.enroll": ("Daftar sidik jari", "Enrol my finger"),
+    "home.enroll": ("Daftarkan jari", "Enrol my finger"),
+    "device.camera": ("Kamera: {state}", "Camera: {state}"),
+    "device.fingerprint": ("Sensor sidik jari: {state}", "Fingerprint sensor: {state}"),
+    "device.ready": ("siap", "ready"),
+    "device.absent": ("tidak terhubung", "not connected"),
+    "device.checking": ("memeriksa...", "checking..."),
+    "home.draft_until": ("draf berlaku s.d. {until}", "draft kept until {until}"),
     # officer's own fingerprint, for unlocking the locked screen
     "enroll.title": ("Daftarkan sidik jari petugas", "Enrol the officer's finger"),
     "enroll.place": ("Letakkan jari telunjuk kanan Anda di sensor",
@@ -94,11 +101,21 @@ TEXT: dict[str, tuple[str, str]] = {
     "target.not_recorded": ("Tidak dapat direkam", "Cannot be recorded"),
     "target.preflight_warn": ("Perhatian: {items}", "Attention: {items}"),
     "target.done": ("Sasaran ini sudah selesai", "This target is done"),
+    "target.paused": ("Dijeda; draf berlaku s.d. {until}", "Paused; draft kept until {until}"),
     # not recorded
     "notrec.title": ("Alasan tidak direkam", "Why not recorded"),
     "notrec.note": ("Keterangan (boleh kosong)", "Note (optional)"),
+    "notrec.why_choose": ("Pilih dulu alasan tidak direkam", "Choose the reason first"),
+    "sign.why_empty": ("Belum ada tanda tangan di kotak", "Nothing signed in the box yet"),
     "notrec.confirm": ("Simpan & segel", "Save & seal"),
     "notrec.pick": ("Pilih alasan dulu", "Choose a reason first"),
+    "notrec.who": ("Warga: {name} · NIK {nik}", "Resident: {name} · NIK {nik}"),
+    "notrec.sure_title": ("Segel untuk selamanya?", "Seal for good?"),
+    "notrec.sure": ("Rekaman {name} ditutup sebagai \"{outcome}\" dan disegel. Setelah "
+                    "disegel tidak dapat diubah lagi.",
+                    "The recording of {name} is closed as \"{outcome}\" and sealed. Once "
+                    "sealed it cannot be changed."),
+    "notrec.sure_yes": ("Ya, segel", "Yes, seal"),
     # recording header
     "rec.pause": ("Jeda", "Pause"),
     "rec.step": ("Langkah {n}/6", "Step {n}/6"),
@@ -170,6 +187,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "sign.reason.weak": ("Tangan lemah / lumpuh", "Hands weak or paralysed"),
     "sign.reason.illiterate": ("Tidak dapat menulis", "Cannot write"),
     "sign.reason.unconscious": ("Tidak sadar / tidak responsif", "Unconscious or unresponsive"),
+    "sign.reason.thumbprint": ("Cap jempol sebagai ganti tanda tangan",
+                               "Thumbprint instead of a signature"),
+    "sign.reason.other": ("Lainnya", "Other"),
+    "sign.other_title": ("Alasan lain tidak dapat tanda tangan", "Other reason for no "
+                         "signature"),
+    "sign.other_hint": ("Tulis alasannya", "Write the reason"),
     # witness
     "witness.title": ("Saksi pendamping", "Accompanying witness"),
     "witness.name": ("Nama saksi", "Witness's name"),
@@ -206,9 +229,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "sealed.home": ("Ke daftar sasaran", "To the target list"),
     # paused
     "paused.title": ("Rekaman dijeda", "Recording paused"),
-    "paused.detail": ("Semua data sudah disimpan terenkripsi sebagai draf. Lanjutkan kapan "
-                      "saja dari daftar sasaran", "Everything is saved, encrypted, as a draft. "
-                      "Resume any time from the target list"),
+    "paused.detail": ("Semua data sudah disimpan terenkripsi sebagai draf. Lanjutkan dari "
+                      "daftar sasaran sebelum {until}; setelah itu draf terhapus",
+                      "Everything is saved, encrypted, as a draft. Resume from the target "
+                      "list before {until}; after that the draft is deleted"),
     "paused.resume": ("Lanjutkan sekarang", "Resume now"),
     "paused.home": ("Ke daftar sasaran", "To the target list"),
     # technician
@@ -221,17 +245,74 @@ TEXT: dict[str, tuple[str, str]] = {
     "tech.ok": ("baik", "ok"),
     "tech.warn": ("PERIKSA", "CHECK"),
     "tech.running": ("Menguji...", "Testing..."),
+    # point 8: why a button is disabled
+    "why.needs": ("Belum ada: {items}", "Still needed: {items}"),
+    "why.more": ("{items}, dan {n} lagi", "{items} and {n} more"),
+    "why.scanning": ("Tunggu: pemindaian sedang berjalan", "Wait: a scan is running"),
+    "why.all_done": ("Semua jari sudah selesai", "Every finger is done"),
+    "why.nothing_kept": ("Belum ada hasil untuk jari ini", "Nothing kept for this finger yet"),
+    "why.accept_poor": ("Hanya untuk hasil bermutu rendah", "Only for a low-quality scan"),
+    "why.excepted": ("Hapus pengecualiannya dulu", "Delete its exception first"),
+    "why.pin_first": ("Ketik PIN dulu di papan angka", "Type the PIN on the keypad first"),
+    "why.capturing": ("Tunggu: foto sedang diambil", "Wait: the photo is being taken"),
+    "why.no_sensor": ("Sensor sidik jari tidak tersedia", "Fingerprint sensor not available"),
+    "why.fingers_left": ("Belum direkam: {n} jari", "Fingers still to do: {n}"),
+    # first login: the officer's own PIN
+    "set_pin.title": ("Buat PIN baru", "Choose your PIN"),
+    "set_pin.officer": ("ID petugas: {officer}", "Officer ID: {officer}"),
+    "set_pin.why": ("Kode pendaftaran hanya untuk masuk pertama kali",
+                    "The enrolment code is for the first login only"),
+    "set_pin.step1": ("Masukkan PIN baru ({low}-{high} angka)",
+                      "Enter a new PIN ({low}-{high} digits)"),
+    "set_pin.step2": ("Ulangi PIN baru", "Repeat the new PIN"),
+    "set_pin.save": ("Simpan PIN", "Save the PIN"),
+    "set_pin.again": ("Ulangi dari awal", "Start again"),
+    "set_pin.saving": ("Menyimpan PIN baru...", "Saving the new PIN..."),
 }
+
+
+# Values that are domain labels ("Ibu jari kanan", "Tangan kiri"): capitalised to stand
+# alone, lower case where a sentence puts them after its first word.
+MID_SENTENCE = ("finger", "hand")
 
 
 def tr(key: str, lang: str = "id", **values: object) -> str:
     """The text for ``key`` in ``lang`` with ``values`` filled in; the key itself if unknown
-    (so a missing entry shows up on screen and in the tests instead of crashing)."""
+    (so a missing entry shows up on screen and in the tests instead of crashing).
+
+    A count ``n`` of 0 takes the ``key.none`` entry when there is one ("Terkirim semua",
+    not "0 menunggu kirim"); a finger or hand label inside a sentence starts lower case.
+
+    >>> tr("fingers.place", "id", finger="Ibu jari kanan")
+    'Letakkan ibu jari kanan di sensor'
+    >>> tr("status.outbox", "en", n=0)
+    'All sent'
+    """
+    if values.get("n") == 0 and f"{key}.none" in TEXT:
+        key = f"{key}.none"
     pair = TEXT.get(key)
     if pair is None:
         return key
     text = pair[1] if lang == "en" else pair[0]
-    return text.format(**values) if values else text
+    if not values:
+        return text
+    for name in MID_SENTENCE:
+        value = values.get(name)
+        if isinstance(value, str) and value and not text.startswith(f"{{{name}}}"):
+            values[name] = value[0].lower() + value[1:]
+    return text.format(**values)
+
+
+def mask_nik(nik: str) -> str:
+    """A NIK as a screen shows it beside the name: the last four digits only (enough to
+    tell two residents apart, not enough to use the number)."""
+    return "•" * 12 + nik[-4:] if len(nik) > 4 else nik
+
+
+def join_parts(*parts: str, sep: str = ", ") -> str:
+    """Non-empty parts of an address (or any list) joined: no stray commas for a street
+    or RW the office left blank."""
+    return sep.join(p.strip() for p in parts if p and p.strip())
 
 
 class Table(dict[str, str]):

@@ -3,7 +3,10 @@ preview with its face guide, the hand diagram, the signature pad and the modal v
 
 Sizes are in millimetres of the glass (``app.mm`` pixels each, from the 7-inch
 diagonal of the official displays), so a touch target is at least 9 mm on the
-800x480 landscape panel and on the 720x1280 portrait one alike.
+800x480 landscape panel and on the 720x1280 portrait one alike. Text sizes come from
+``ui.theme.TEXT_MM`` the same way (body capitals of 3 mm or more on either panel). A
+disabled button carries ``why`` it is disabled, and a :class:`WhyLabel` beside it draws
+that reason while it is disabled.
 """
 
 from __future__ import annotations
@@ -55,6 +58,93 @@ class BigButton(Button):
     danger, neutral)."""
 
     tone = StringProperty("primary")
+    # room kept around its text when it grows to fit (-1: 1.6 mm)
+    fit_pad = NumericProperty(-1)
+    # Why the button is disabled, in the kiosk's language, from the workflow's or the
+    # device's state (a WhyLabel beside it draws it while the button is disabled).
+    why = StringProperty("")
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._base: float | None = None  # the height its kv rule (or its screen) gave it
+        self._fitting = False
+        super().__init__(**kwargs)
+        self.fbind("texture_size", self._fit)
+        self.fbind("height", self._height_set)
+
+    def _height_set(self, _button: Any, height: float) -> None:
+        if not self._fitting:
+            self._base = height
+            self._fit()
+
+    def _fit(self, *_args: Any) -> None:
+        """As tall as its rule says, taller when its text needs more lines (big text in a
+        narrow button wraps): never drawn past its edges. Done here, not in the kv rule,
+        so a screen's own ``height`` for a button keeps working (a derived kv rule does
+        not unbind the base rule's expression)."""
+        if self._base is None:
+            self._base = self.height
+        base = self._base
+        if base <= 1:  # a hidden button stays hidden
+            return
+        running = app()
+        pad = self.fit_pad if self.fit_pad >= 0 else \
+            1.6 * float(getattr(running, "mm", 5.25))
+        self._fitting = True
+        try:
+            self.height = max(base, self.texture_size[1] + pad)
+        finally:
+            self._fitting = False
+
+
+class WhyLabel(KLabel):
+    """Why the ``gates`` (buttons) beside it are disabled: each disabled gate's ``why``,
+    one a line (named by the button's text when there are several), nothing and no height
+    while they are all enabled. A disabled button that does not say why reads as broken."""
+
+    gates = ListProperty([])
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._bound: list[Any] = []
+        self._redo = Clock.create_trigger(self._update)
+        super().__init__(**kwargs)
+
+    def on_gates(self, _label: Any, gates: list[Any]) -> None:
+        for gate in self._bound:
+            gate.funbind("disabled", self._redo)
+            gate.funbind("why", self._redo)
+            gate.funbind("text", self._redo)
+            gate.funbind("opacity", self._redo)
+        self._bound = list(gates)
+        for gate in self._bound:
+            gate.fbind("disabled", self._redo)
+            gate.fbind("why", self._redo)
+            gate.fbind("text", self._redo)
+            gate.fbind("opacity", self._redo)
+        self._update()
+
+    def _update(self, *_args: Any) -> None:
+        shut = [g for g in self.gates if g.disabled and g.why and g.opacity > 0]
+        if len(self.gates) == 1:
+            self.text = shut[0].why if shut else ""
+            return
+        named: dict[str, list[str]] = {}  # one line a reason: "Delete, Next: wait: ..."
+        for gate in shut:
+            named.setdefault(gate.why, []).append(gate.text)
+        self.text = "\n".join(f"{', '.join(names)}: {why}" for why, names in named.items())
+
+
+def still_needed(pairs: Sequence[tuple[str, str]], lang: str, shown: int = 2) -> str:
+    """What a step still needs (the workflow's ``missing(step)`` pairs), short enough for
+    one or two lines under a button: the first ``shown`` and how many more."""
+    from ui.i18n import tr
+
+    names = [en if lang == "en" else id_ for id_, en in pairs]
+    if not names:
+        return ""
+    listed = ", ".join(names[:shown])
+    if len(names) > shown:
+        listed = tr("why.more", lang, items=listed, n=len(names) - shown)
+    return tr("why.needs", lang, items=listed)
 
 
 class StatusBar(BoxLayout):

@@ -240,3 +240,171 @@ def test_preflight_warns_and_blocks_only_when_storing_is_impossible(tmp_path: Pa
     early = preflight(tmp_path, battery_percent=90, devices={},
                       now=datetime(2001, 1, 1, tzinfo=UTC).timestamp())
     assert not {c.name: c for c in early}["clock"].ok
+
+
+# -- issue 15: "Ubah" on the review, the outcome, the words of refusals ------------------------
+def _to_review(flow: RecordingFlow, fingers_png: bool = True) -> None:
+    """Photo, approval, ten fingers (prints, or all bandaged), signature, witness."""
+    flow.add_photo(photo(70))
+    flow.accept_photo()
+    flow.approve_photo(True)
+    while (position := flow.next_finger()) is not None:
+        if fingers_png:
+            flow.add_finger(position, finger_png(position, 1), 70)
+        else:
+            flow.finger_exception(position, FingerException.BANDAGED)
+    flow.next()
+    flow.sign([[(0.1, 0.1, 0.0), (0.2, 0.3, 0.1)]], b"\x89PNGsig")
+    flow.set_witness("Sulastri", "perangkat desa", consent=True)
+    assert flow.step == Step.REVIEW
+
+
+def test_change_from_the_review_returns_to_the_review(world) -> None:
+    """Signature, fingerprints or witness changed from the review: finishing that step goes
+    straight back to the review, not through the later steps that are still complete."""
+    ctx, assignment, *_ = world
+    flow = RecordingFlow.start(ctx, assignment.targets[0])
+    _to_review(flow)
+    flow.go_to(Step.SIGNATURE)
+    flow.cannot_sign("tangan gemetar")
+    assert flow.step == Step.REVIEW
+    flow.go_to(Step.FINGERPRINTS)
+    assert flow.next() == Step.REVIEW
+    flow.go_to(Step.WITNESS)
+    flow.set_witness("Sunarti", "anak kandung", consent=True)
+    assert flow.step == Step.REVIEW
+    # Unchanged photo: "Pakai foto ini" keeps the approval, straight back to the review.
+    flow.go_to(Step.PHOTO)
+    flow.accept_photo()
+    assert flow.step == Step.REVIEW
+    # Without a visit to the review, steps still go in order.
+    flow.go_to(Step.SIGNATURE)
+    flow.go_to(Step.FINGERPRINTS)
+    assert flow.back_to_review  # still on the way back from the review
+    flow.go_to(Step.REVIEW)
+    assert not flow.back_to_review
+
+
+def test_a_retaken_photo_needs_approval_again_then_returns_to_the_review(world) -> None:
+    ctx, assignment, *_ = world
+    flow = RecordingFlow.start(ctx, assignment.targets[0])
+    _to_review(flow)
+    flow.go_to(Step.PHOTO)
+    flow.add_photo(photo(90))  # a better one: kept, and not yet seen by the resident
+    assert not flow.photo_approved
+    flow.accept_photo()
+    assert flow.step == Step.PHOTO_APPROVAL
+    with pytest.raises(ValidationError):
+        flow.go_to(Step.REVIEW)  # not past the approval
+    flow.approve_photo(False)  # refused: back to the camera, still on the way to the review
+    assert flow.step == Step.PHOTO
+    flow.add_photo(photo(95))
+    flow.accept_photo()
+    assert flow.step == Step.PHOTO_APPROVAL
+    flow.approve_photo(True)
+    assert flow.step == Step.REVIEW  # fingerprints, signature, witness still complete
+
+
+def test_a_change_that_empties_a_later_step_stops_there(world) -> None:
+    ctx, assignment, *_ = world
+    flow = RecordingFlow.start(ctx, assignment.targets[0])
+    _to_review(flow)
+    flow.go_to(Step.FINGERPRINTS)
+    flow.clear_finger(FingerPosition(3))
+    with pytest.raises(ValidationError):
+        flow.next()  # the finger is missing: not back to the review yet
+    flow.add_finger(FingerPosition(3), finger_png(3, 2), 80)
+    assert flow.next() == Step.REVIEW
+
+
+def test_the_way_back_to_the_review_survives_a_pause_and_a_power_cut(world) -> None:
+    ctx, assignment, *_ = world
+    flow = RecordingFlow.start(ctx, assignment.targets[0])
+    _to_review(flow)
+    flow.go_to(Step.SIGNATURE)
+    flow.pause()
+    again = RecordingFlow.resume(ctx, flow.recording.id)
+    assert again.step == Step.SIGNATURE and again.back_to_review
+    again.cannot_sign("tangan gemetar")
+    assert again.step == Step.REVIEW
+    # A power cut: no pause, only the draft written at the step change.
+    again.go_to(Step.WITNESS)
+    cut = RecordingFlow.resume(ctx, flow.recording.id)
+    assert cut.step == Step.WITNESS and cut.back_to_review
+
+
+def test_a_draft_from_before_the_way_back_still_resumes(world) -> None:
+    """Drafts written before ``back_to_review`` existed have no such field."""
+    import cbor2
+
+    from kit.records import target_ref
+    from sync.envelope import canonical
+
+    ctx, assignment, *_ = world
+    flow = RecordingFlow.start(ctx, assignment.targets[0])
+    flow.add_photo(photo(70))
+    flow.accept_photo()
+    old = {"recording": flow.recording.to_canonical(), "step": str(flow.step),
+           "finger_attempts": {}, "photo_attempts": flow.photo_attempts,
+           "photo_approved": False}
+    ctx.store.put_draft(flow.recording.id, target_ref(ctx.data_key, flow.recording.target.id),
+                        str(flow.step), ctx.data_key.encrypt(canonical(old),
+                                                             f"draft:{flow.recording.id}"),
+                        ctx.clock() + 3600)
+    assert "back_to_review" not in cbor2.loads(ctx.data_key.decrypt(
+        ctx.store.draft_payload(flow.recording.id), f"draft:{flow.recording.id}"))
+    again = RecordingFlow.resume(ctx, flow.recording.id)
+    assert again.step == Step.PHOTO_APPROVAL and not again.back_to_review
+    again.approve_photo(True)
+    assert again.step == Step.FINGERPRINTS
+
+
+def test_ten_exceptions_and_no_print_is_not_recorded_complete(world) -> None:
+    ctx, assignment, office, kit, _ = world
+    flow = RecordingFlow.start(ctx, assignment.targets[0])
+    _to_review(flow, fingers_png=False)
+    assert flow.outcome() == Outcome.PARTIAL
+    stored = flow.seal()
+    _, opened = open_record(ctx.store.record_blob(stored.id), office, lambda _k: kit.sign_public)
+    assert opened.outcome == Outcome.PARTIAL
+
+
+def test_wrong_step_and_full_disk_messages_speak_to_the_officer(world, tmp_path: Path) -> None:
+    """No internal step name in a refusal; a full disk says who can help, not 'free space'
+    (the officer cannot)."""
+    ctx, assignment, *_ = world
+    flow = RecordingFlow.start(ctx, assignment.targets[0])
+    _to_review(flow)
+    flow.go_to(Step.FINGERPRINTS)
+    with pytest.raises(ValidationError) as info:
+        flow.sign([[(0, 0, 0), (1, 1, 1)]], b"png")
+    assert "fingerprints" not in info.value.text("id") + info.value.text("en")
+    assert "langkah Sidik jari" in info.value.text("id")
+    assert "Fingerprints" in info.value.text("en")
+
+    class Full:
+        free = 1024 * 1024
+
+    checks = preflight(tmp_path, battery_percent=90, devices={}, disk_usage=lambda _p: Full)
+    with pytest.raises(Exception) as full:
+        require_storable(checks)
+    text_id, text_en = full.value.text("id"), full.value.text("en")
+    assert "teknisi" in text_id and "aman" in text_id, text_id
+    assert "technician" in text_en and "safe" in text_en, text_en
+    assert "Kosongkan" not in text_id and "Free some space" not in text_en
+
+
+def test_preflight_names_devices_as_the_officer_knows_them(tmp_path: Path) -> None:
+    """An unplugged sensor's warning names "Sensor sidik jari", not the kit's key for it."""
+    problem = "Sensor sidik jari, membuka sensor: sensor terputus. Periksa kabel USB sensor"
+    checks = preflight(tmp_path, battery_percent=90,
+                       devices={"fingerprint": problem, "camera": None, "gnss": "no fix"})
+    by_name = {c.name: c for c in checks}
+    assert by_name["device:fingerprint"].message("id") == problem
+    assert by_name["device:camera"].message("id") == "Kamera: siap"
+    assert by_name["device:camera"].message("en") == "Camera: ready"
+    assert by_name["device:gnss"].message("en") == "GPS: no fix"
+    for check in checks:
+        for lang in ("id", "en"):
+            assert not check.message(lang).startswith(("fingerprint", "camera", "gnss")), \
+                check.message(lang)

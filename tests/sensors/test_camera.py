@@ -302,3 +302,17 @@ def test_open_camera_follows_the_config() -> None:
         assert camera.preview_frame().shape == (240, 320, 3)
     assert isinstance(open_camera(config_from_dict(
         {"devices": {"camera": {"kind": "opencv", "device": 2}}}).devices.camera), OpenCvCamera)
+
+
+def test_importing_the_camera_driver_leaves_opencv_unloaded() -> None:
+    """OpenCV (~16 MiB resident) loads when a frame is encoded or a USB camera opens,
+    not with the module: the agent imports the device registry, and so this module,
+    without ever using a camera. A fresh interpreter: this one has OpenCV already."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, sensors.camera; "
+             "print(sorted(m for m in ('cv2', 'picamera2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"

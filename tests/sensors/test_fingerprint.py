@@ -13,6 +13,8 @@ the rest at 115200); tests about what arrives use the emulator unpaced.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -497,3 +499,27 @@ def test_character_buffers_through_plain_pyfingerprint(fingerprint_device: Devic
             finger.loadTemplate(3, 0x01)
     finally:
         del finger  # pyfingerprint closes its port in __del__
+
+
+def test_importing_the_driver_leaves_opencv_unloaded() -> None:
+    """The agent imports this driver through the device registry and never captures a
+    finger: OpenCV and the quality score (~16 MiB resident) load on first use. A fresh
+    interpreter, since this one has both already."""
+    probe = ("import sys, sensors.fingerprint; print(sorted(m for m in "
+             "('cv2', 'sensors.fingerprint_quality') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_driver_names_the_sensor_codes_of_the_quality_rules() -> None:
+    """The driver keeps the convert texts by code name (to import the rules lazily): every
+    name must be one of sensors.fingerprint_quality's, and "done" the same code."""
+    import sensors.fingerprint as driver
+    from sensors import fingerprint_quality as rules
+
+    assert driver._CONVERT_OK == rules.CONVERT_OK
+    codes = {name: getattr(rules, name) for name in driver._CONVERT_TEXTS.values()}
+    assert codes == {"CONVERT_MESSY": rules.CONVERT_MESSY,
+                     "CONVERT_FEW_FEATURES": rules.CONVERT_FEW_FEATURES,
+                     "CONVERT_INVALID": rules.CONVERT_INVALID}

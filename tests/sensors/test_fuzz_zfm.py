@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import serial
@@ -35,7 +36,7 @@ from sensors.emulated.zfm import (
     encode_packet,
 )
 from sensors.errors import DeviceError
-from sensors.fingerprint import FingerImage, ZfmFingerprintSensor
+from sensors.fingerprint import IMAGE_BYTES, FingerImage, ZfmFingerprintSensor
 
 pytestmark = pytest.mark.hil
 
@@ -236,8 +237,10 @@ OPEN_REPLIES = [
 ]
 
 
-def image_stream(pixels: np.ndarray, packet: int = 128) -> bytes:
-    data = fingerprints.pack_4bit(pixels)
+def image_stream(pixels: np.ndarray, packet: int = 128, keep: int | None = None) -> bytes:
+    """The sensor's reply to downloadImage; ``keep`` cuts the image data short (the last
+    packet still marked end of data)."""
+    data = fingerprints.pack_4bit(pixels)[:keep]
     chunks = [data[i : i + packet] for i in range(0, len(data), packet)]
     out = [ack(b"\x00")]
     out += [encode_packet(ADDRESS, 0x02, c) for c in chunks[:-1]]
@@ -363,23 +366,63 @@ def test_a_never_ending_reply_is_cut_off() -> None:
     assert time.monotonic() - start < 0.2 + budget + 0.5  # drain, then one budget
 
 
-def test_capture_leaves_no_image_file_behind(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pyfingerprint writes its image through Pillow: nothing is left behind in RAM.
+_WRITING: list[str] = []  # files opened for writing while a test listens
+_LISTENING: list[bool] = []
 
-    The directory this capture made is followed (other test workers capture at the same
-    time, so a look at all of /dev/shm would see theirs)."""
-    import sensors.fingerprint as driver
 
-    made: list[Path] = []
-    real = driver._private_dir
+def _note_writes(event: str, args: tuple[object, ...]) -> None:
+    # An audit hook cannot be removed, so it stays installed and only listens
+    # while a test says so.
+    if _LISTENING and event == "open" and len(args) >= 2:
+        mode = args[1]
+        writes = (any(c in mode for c in "wax+") if isinstance(mode, str)
+                  else isinstance(mode, int) and bool(mode & (os.O_WRONLY | os.O_RDWR)))
+        if writes:
+            _WRITING.append(str(args[0]))
 
-    def spy() -> Path:
-        made.append(real())
-        return made[-1]
 
-    monkeypatch.setattr(driver, "_private_dir", spy)
+sys.addaudithook(_note_writes)
+
+
+def test_capture_writes_no_image_file() -> None:
+    """A resident's print never lands in a file, not even on a RAM disk for a moment.
+
+    pyfingerprint's own downloadImage saves a PNG through Pillow (after building it one
+    pixel at a time, all after the last byte): the driver keeps the packets in memory
+    and encodes the PNG itself while the sensor converts."""
     sensor = scripted_sensor([*OPEN_REPLIES, ack(b"\x00"), CLEAN_DOWNLOAD, ack(b"\x00")])
     sensor.open()
+    _WRITING.clear()
+    _LISTENING.append(True)
+    try:
+        image = sensor.capture()
+    finally:
+        _LISTENING.clear()
+    assert _WRITING == []
+    assert np.array_equal(image.pixels, fingerprints.quantize_4bit(PIXELS))
+    decoded = cv2.imdecode(np.frombuffer(image.png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert np.array_equal(decoded, image.pixels)
+
+
+def test_capture_reports_where_its_time_went() -> None:
+    """The bench's breakdown comes from the driver: download, unpacking after the last
+    byte, the sensor's convert (with the PNG encoded inside it), the whole call."""
+    sensor = scripted_sensor([*OPEN_REPLIES, ack(b"\x00"), CLEAN_DOWNLOAD, ack(b"\x00")])
+    sensor.open()
+    assert sensor.last_timings is None
     sensor.capture()
-    assert made, "the capture used no private directory"
-    assert not any(d.exists() for d in made), made
+    timings = sensor.last_timings
+    assert timings is not None
+    parts = (timings.download, timings.unpack, timings.convert)
+    assert all(part >= 0 for part in (*parts, timings.png))
+    assert sum(parts) <= timings.total
+
+
+def test_a_download_short_of_an_image_is_garbled() -> None:
+    """An end-of-data packet before 36,864 bytes is a garbled reply, not a smaller picture."""
+    short = image_stream(PIXELS, keep=IMAGE_BYTES // 2)  # framed and checksummed
+    sensor = scripted_sensor([*OPEN_REPLIES, ack(b"\x00"), short, ack(b"\x00")])
+    sensor.open()
+    with pytest.raises(DeviceError) as caught:
+        sensor.capture()
+    assert caught.value.code == "garbled"

@@ -165,11 +165,18 @@ def scenario_not_recorded(p: Pilot) -> dict[str, Any]:
     p.type_into("not_recorded.note", "keluarga menolak hari ini")
     p.shot("not-recorded")
     p.tap("not_recorded.confirm")
+    # Sealing for good is confirmed: the dialog names the resident (issue 15)
+    name = p.call(lambda: p.app.kiosk.assignment.targets[2].name)
+    seal = p.modal_button("Ya, segel")
+    assert any(name in t for t in p.modal_texts()), p.modal_texts()
+    p.tap(seal)
     p.at("sealed", timeout=30)
     assert "Menolak direkam" in p.text("sealed.detail")
     p.tap("sealed.home")
     p.at("home")
-    row = p.call(lambda: [b.text for b in reversed(p.widget("home.targets").children)][2])
+    # The target's own row (the list may still be filtered by the search that found it).
+    row = p.call(lambda: next(b.text for b in p.widget("home.targets").children
+                              if getattr(b, "target_id", None) == target_id))
     assert "Tidak terekam" in row, row
     return {"target_id": target_id}
 
@@ -281,6 +288,106 @@ def scenario_finger_unlock(p: Pilot) -> dict[str, Any]:
     return {"prompts": prompts, "refused": refused, "rows": rows}
 
 
+def _set_pin_drawn(p: Pilot) -> dict[str, Any]:
+    """What the set-PIN screen draws: its labels' texts, and the PIN dots as the canvas
+    has them (filled circles, one per digit typed; a dash line when none)."""
+    from kivy.graphics import Ellipse, Line
+
+    screen = p.app.root_screen("set_pin")
+
+    def read() -> dict[str, Any]:
+        dots = screen.ids.pin_dots
+        shapes = list(dots.canvas.children)
+        ellipses = [s for s in shapes if isinstance(s, Ellipse)]
+        return {"title": screen.ids.title.text, "officer": screen.ids.officer.text,
+                "prompt": screen.ids.prompt.text, "message": screen.ids.message.text,
+                "enter": screen.ids.enter.text, "step": int(screen.step),
+                "dots": len(ellipses), "dash": any(isinstance(s, Line) for s in shapes),
+                "round": all(abs(e.size[0] - e.size[1]) < 0.5 and e.size[0] > 4
+                             for e in ellipses),
+                # pushed out of the screen (under the status bar) by what is below it
+                "outside": [n for n in ("title", "officer", "prompt", "pin_dots", "message",
+                                        "keypad", "enter")
+                            if screen.ids[n].y < screen.y - 1
+                            or screen.ids[n].top > screen.top + 1]}
+    found = dict(p.call(read))
+    assert found["outside"] == [], found
+    return found
+
+
+def _set_pin_entry(p: Pilot, digits: str) -> None:
+    p.keypad("set_pin", digits)
+    p.tap("set_pin.enter")
+
+
+def scenario_first_login(p: Pilot) -> dict[str, Any]:
+    """Issue 14 point 3: an officer's first login with their one-time enrolment code (the
+    kit provisioned by ``kit.firstboot``; ``PIN`` is that code here) goes to "Buat PIN
+    baru", which refuses the code itself, a PIN too short and two entries that differ,
+    then keeps the new PIN and opens home."""
+    new_pin = "5550192837"
+    login(p)
+    p.at("set_pin")
+    screen = p.app.root_screen("set_pin")
+    drawn = _set_pin_drawn(p)
+    assert drawn["title"] == "Buat PIN baru", drawn
+    assert "P-0001" in drawn["officer"], drawn
+    assert drawn["prompt"] == "Masukkan PIN baru (10-12 angka)", drawn  # no TPM: 10+
+    assert drawn["dots"] == 0 and drawn["dash"], drawn
+    mm = p.call(lambda: p.app.mm)
+    small = p.call(lambda: [(b.text, round(b.height / mm, 1), round(b.width / mm, 1))
+                            for b in [*screen.ids.keypad.children, screen.ids.enter,
+                                      screen.ids.logout, screen.ids.lang]
+                            if min(b.height, b.width) < 9 * mm - 0.5])
+    assert small == [], f"touch targets under 9 mm: {small}"
+    p.shot("set-pin")
+    # The menu, the home list, a visit: the kit refuses them all until a PIN is set.
+    assert p.call(lambda: p.app.kiosk.assignment) is None
+    p.keypad("set_pin", new_pin[:4])
+    typed = _set_pin_drawn(p)
+    assert typed["dots"] == 4 and typed["round"] and not typed["dash"], typed
+    p.shot("set-pin-typing")
+    p.tap("set_pin.lang")  # English as the switch; the step and the digits stay
+    english = _set_pin_drawn(p)
+    assert english["title"] == "Choose your PIN", english
+    assert english["prompt"] == "Enter a new PIN (10-12 digits)", english
+    assert english["dots"] == 4, english
+    p.tap("set_pin.lang")
+    p.tap(p.call(lambda: next(b for b in screen.ids.keypad.children
+                              if b.text == p.app.t["login.clear"])))
+    messages = []
+    for wrong, says in ((PIN, "kode pendaftaran"), ("123456", "10 angka")):
+        _set_pin_entry(p, wrong)
+        p.wait(lambda: screen.message_bad, f"the refusal of {says}")
+        refused = _set_pin_drawn(p)
+        assert says in refused["message"] and refused["step"] == 1, refused
+        assert refused["dots"] == 0, refused
+        messages.append(refused["message"])
+        p.shot("set-pin-code-refused" if wrong == PIN else "set-pin-too-short")
+    _set_pin_entry(p, new_pin)
+    p.wait(lambda: screen.step == 2, "the second entry")
+    repeat = _set_pin_drawn(p)
+    assert repeat["prompt"] == "Ulangi PIN baru" and repeat["enter"] == "Simpan PIN", repeat
+    assert repeat["message"] == "" and repeat["dots"] == 0, repeat
+    p.shot("set-pin-repeat")
+    _set_pin_entry(p, "5550192830")
+    p.wait(lambda: screen.message_bad, "the mismatch")
+    mismatch = _set_pin_drawn(p)
+    assert "tidak sama" in mismatch["message"] and mismatch["step"] == 1, mismatch
+    messages.append(mismatch["message"])
+    p.shot("set-pin-mismatch")
+    assert p.call(lambda: p.app.kiosk.must_set_pin)
+    _set_pin_entry(p, new_pin)
+    p.wait(lambda: screen.step == 2, "the second entry")
+    _set_pin_entry(p, new_pin)
+    p.at("home", timeout=30)
+    assert not p.call(lambda: p.app.kiosk.must_set_pin)
+    rows = p.call(lambda: len(p.widget("home.targets").children))
+    assert rows >= 3, rows
+    p.shot("home-after-pin")
+    return {"new_pin": new_pin, "messages": messages, "rows": rows}
+
+
 def _press(pin: Any) -> None:
     """A thumb on the capture button: the pin is pulled to ground, then released."""
     import time
@@ -335,7 +442,7 @@ def scenario_gpio_capture(p: Pilot) -> dict[str, Any]:
     led.clear_states()
     buzzer.clear_states()
     _press(button)
-    p.wait(lambda: not screen.capturing and "·" in screen.result, "the poor photo's result")
+    p.wait(lambda: not screen.capturing and screen.problems, "the poor photo's problems")
     p.wait(lambda: _rises(buzzer) >= 3 and not buzzer.state, "the failure beeps", 5)
     time.sleep(0.5)  # a window for what must not come: a fourth beep would have started
     error_beeps = _rises(buzzer)

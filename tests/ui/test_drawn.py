@@ -60,3 +60,32 @@ def test_every_string_has_glyphs_in_the_font(lang: str) -> None:
     for bold in (False, True):
         gaps = {t: missing_glyphs(t, "Roboto", bold) for t in texts}
         assert {t: g for t, g in gaps.items() if g} == {}
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+@pytest.mark.parametrize("size", ["800x480", "720x1280"])
+def test_text_is_readable_and_disabled_buttons_say_why(display: str, kit_on_rig: Any,
+                                                       size: str, lang: str) -> None:
+    """Point 8: capitals of at least 3.0 mm (status bar 2.5 mm) on the panel's glass on
+    every screen visited, each disabled button with its reason beside it, and every failed
+    photo check's reason on the photo screen; nothing clipped."""
+    out = run_scenario(display, kit_on_rig, "readable", size, lang=lang, timeout=360)
+    found = out["findings"]
+    found["overflows"] = out["overflows"]
+    wrong = {kind: problems for kind, problems in found.items() if problems}
+    assert wrong == {}, "\n".join(f"{kind}: {x}" for kind, xs in wrong.items() for x in xs)
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+@pytest.mark.parametrize("size", ["800x480", "720x1280"])
+def test_bedside_words_and_the_way_back_to_the_review(display: str, kit_on_rig: Any,
+                                                      size: str, lang: str) -> None:
+    """Points 9 and 10: "Ubah" on the review comes back to the review; the refusal names
+    the resident and asks before sealing for good; the status bar's queue, the devices'
+    state before a scan, the address, the finger prompt, the "cannot sign" choices, the
+    outcome of a recording without prints and a paused draft's expiry say what is so."""
+    out = run_scenario(display, kit_on_rig, "bedside", size, lang=lang, timeout=360)
+    found = out["findings"]
+    found["overflows"] = out["overflows"]
+    wrong = {kind: problems for kind, problems in found.items() if problems}
+    assert wrong == {}, "\n".join(f"{kind}: {x}" for kind, xs in wrong.items() for x in xs)

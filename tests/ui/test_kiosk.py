@@ -116,6 +116,36 @@ def test_officer_enrols_a_finger_and_unlocks_with_it(display: str, kit_on_rig: A
     assert list(mapping.values()) == ["P-0001"]
 
 
+@pytest.mark.parametrize("size", ["800x480", "720x1280"])
+def test_first_login_with_an_enrolment_code_sets_a_pin(display: str, kit_on_rig: Any,
+                                                       size: str) -> None:
+    """Issue 14 point 3: the kit as first boot leaves it (the officer's slot sealed with
+    their enrolment code, the officer listed in ``pin_change_required``): the kiosk asks
+    for a PIN of their own before anything else, and afterwards only that PIN opens it."""
+    from kit.firstboot import PIN_CHANGE_KEY
+    from sync.errors import VaultError
+
+    with Store.open(kit_on_rig.config.store_path, create=False) as store:
+        store.set_status(PIN_CHANGE_KEY, [OFFICER])  # PIN is the enrolment code here
+    out = run_scenario(display, kit_on_rig, "first_login", size)
+    found = out["findings"]
+    assert out["overflows"] == [], "\n".join(out["overflows"])
+    assert found["rows"] == len(kit_on_rig.assignment.targets)
+    for name in ("set-pin", "set-pin-typing", "set-pin-repeat", "set-pin-mismatch",
+                 "home-after-pin"):
+        assert (SHOTS / f"{size}-first_login-{name}.png").stat().st_size > 5000
+    with Store.open(kit_on_rig.config.store_path, create=False) as store:
+        assert store.status(PIN_CHANGE_KEY) == []
+        events = store.audit_log(200)
+        vault = open_vault(kit_on_rig.config, store)
+        with pytest.raises(VaultError):
+            vault.unlock(OFFICER, PIN)  # the code no longer opens the kit
+        vault.unlock(OFFICER, found["new_pin"]).forget()
+    assert ("pin_set_first_login", OFFICER) in [(e["event"], e["actor"]) for e in events]
+    written = " ".join(f"{e['subject']} {e['detail']}" for e in events)
+    assert found["new_pin"] not in written and PIN not in written
+
+
 def test_gpio_button_captures_and_led_buzzer_report(display: str, kit_on_rig: Any) -> None:
     out = run_scenario(display, kit_on_rig, "gpio_capture")
     found = out["findings"]
@@ -152,7 +182,9 @@ def test_full_disk_refuses_to_start(display: str, kit_on_rig: Any) -> None:
     with nearly_full_filesystem(kit_on_rig.root / "tiny") as disk:
         out = run_scenario(display, kit_on_rig, "full_disk", disk=disk)
     message = out["findings"]["message"]
-    assert "tidak dapat disimpan" in message and "Kosongkan ruang" in message, message
+    # The officer cannot free space on the kit: the message says who can (issue 15)
+    assert "tidak dapat disimpan" in message and "teknisi" in message, message
+    assert "Kosongkan" not in message and "aman" in message, message
     with Store.open(kit_on_rig.config.store_path, create=False) as store:
         assert store.drafts() == []
 
@@ -165,6 +197,7 @@ def test_every_screen_fits_both_displays(display: str, kit_on_rig: Any, size: st
     for name in out["screens"]:
         assert (SHOTS / f"{size}-tour-{name}.png").stat().st_size > 5000
     [recording] = sealed_recordings(kit_on_rig)
-    assert recording.outcome == Outcome.RECORDED
+    # Every finger an exception, not one print: partly recorded, not complete (issue 15)
+    assert recording.outcome == Outcome.PARTIAL
     assert {f.exception for f in recording.fingers.values()} == {
         FingerException.OTHER, FingerException.CANNOT_EXTEND}

@@ -55,7 +55,7 @@ class StepHeader(BoxLayout):
         app = App.get_running_app()
         self.bind(width=self._fit, step=self._fit, number=self._fit)
         if app is not None:
-            app.bind(portrait=self._fit, t=self._fit, font=self._fit)
+            app.bind(portrait=self._fit, t=self._fit, mm=self._fit)
         self._arrange()
 
     def _arrange(self, *_args: Any) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from kivy.clock import mainthread
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
+from kit.workflow import Step
 from sync.domain import FingerException, FingerPosition
 from ui.screens.base import KioskScreen, load_kv
 from ui.widgets import BigButton, ChoiceView, NoteView
@@ -28,6 +29,8 @@ class FingerprintsScreen(KioskScreen):
     can_clear = BooleanProperty(False)
     all_done = BooleanProperty(False)
     excepted = BooleanProperty(False)  # the current finger has an exception (from the flow)
+    needs = StringProperty("")  # what the step still needs (the workflow's missing(...))
+    no_sensor = StringProperty("")  # why there is no sensor to scan with
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -40,6 +43,13 @@ class FingerprintsScreen(KioskScreen):
         self.current = int(nxt) if nxt is not None else 0
         self.result = ""
         self.ids.finger_image.texture = None
+        devices = self.kiosk.devices
+        if devices is not None and devices.fingerprint is None:
+            problem = devices.problems.get("fingerprint")
+            self.no_sensor = problem.text(self.app.lang) if problem else \
+                self.app.tr("why.no_sensor")
+        else:
+            self.no_sensor = ""
         self.update()
 
     def update(self) -> None:
@@ -50,6 +60,8 @@ class FingerprintsScreen(KioskScreen):
             states[self.current] = "current"
         self.ids.hands.states = states
         self.all_done = flow.next_finger() is None
+        missing = flow.missing(Step.FINGERPRINTS)
+        self.needs = self.app.tr("why.fingers_left", n=len(missing)) if missing else ""
         kept = flow.recording.fingers.get(FingerPosition(self.current)) if self.current else None
         self.can_clear = kept is not None
         self.can_accept = bool(self.current) and flow.can_accept_as_is(FingerPosition(self.current))

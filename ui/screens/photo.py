@@ -30,6 +30,9 @@ class PhotoScreen(KioskScreen):
     capturing = BooleanProperty(False)
     who = StringProperty("")
     frames_shown = NumericProperty(0)
+    problems = StringProperty("")  # every failed check of the last capture, one a line
+    needs = StringProperty("")  # what the step still needs (the workflow's missing(PHOTO))
+    no_camera = StringProperty("")  # why there is no camera to take a photo with
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -43,9 +46,14 @@ class PhotoScreen(KioskScreen):
         self.who = flow.recording.target.name
         self._show_kept(flow.recording.photo)
         self.hint, self.hint_ok = "", False
+        self.problems, self.no_camera = "", ""
 
     def _show_kept(self, photo: Any) -> None:
+        from kit.workflow import Step
+        from ui.widgets import still_needed
+
         self.have_photo = photo is not None
+        self.needs = still_needed(self.kiosk.require_flow().missing(Step.PHOTO), self.app.lang)
         if photo is None:
             self.result, self.below_threshold = "", False
             return
@@ -70,6 +78,7 @@ class PhotoScreen(KioskScreen):
             camera = self.kiosk.camera()
         except (JaranIjoError, DeviceError) as exc:
             self._hint(exc.text(self.app.lang), False)
+            self._no_camera(exc.text(self.app.lang))
             return
         next_hint = 0.0
         while not self._stop.is_set():
@@ -97,6 +106,10 @@ class PhotoScreen(KioskScreen):
             self.frames_shown += 1
 
     @mainthread
+    def _no_camera(self, text: str) -> None:
+        self.no_camera = text
+
+    @mainthread
     def _hint(self, text: str, ok: bool) -> None:
         self.hint, self.hint_ok = text, ok
         self.ids.preview.guide_ok = ok
@@ -107,6 +120,7 @@ class PhotoScreen(KioskScreen):
             return
         self.capturing = True
         self.result = self.app.tr("photo.capturing")
+        self.problems = ""
         self.app.led("busy")
         self.app.run_async(self.kiosk.take_photo, self._captured, error=self._failed)
 
@@ -116,9 +130,12 @@ class PhotoScreen(KioskScreen):
         quality = assessment.quality
         self.app.feedback(quality.ok)
         shot = self.app.tr("photo.score", score=quality.score, threshold=quality.threshold)
-        reason = "" if quality.ok else " · " + quality.reason(self.app.lang)
         self._show_kept(kept)
-        self.result = f"{shot}{reason}\n{self.result}"
+        self.result = f"{shot}\n{self.result}"
+        # Every failed check with its fix, not only the worst: the officer fixes them all
+        # before the next shot instead of discovering them one capture at a time.
+        reasons = [] if quality.ok else assessment.reasons(self.app.lang)
+        self.problems = "\n".join(f"• {r}" for r in reasons)
 
     def _failed(self, exc: BaseException) -> None:
         self.capturing = False

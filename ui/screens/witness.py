@@ -40,8 +40,7 @@ class WitnessScreen(KioskScreen):
         box.clear_widgets()
         staff = self.kiosk.assignment.village_staff if self.kiosk.assignment else []
         for person in staff:
-            button = BigButton(text=person, tone="neutral", size_hint_x=None,
-                               width=self.app.touch * 4)
+            button = BigButton(text=person, tone="neutral")
             button.bind(on_release=lambda _b, p=person: self.pick(p))
             box.add_widget(button)
 
