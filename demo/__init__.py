@@ -498,6 +498,8 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
     kits_dir = root / "office" / "kits"
     provisioned.kit_keys.public.save(kits_dir / KIT_ID)
     tell.say(f"kit public keys registered at the office in {kits_dir / KIT_ID}")
+    _selftest_at_checkout(tell, config, lang)
+    _first_boot_of_a_second_kit(tell, root, broker, lang)
 
     tell.step("The office receiver and the kit agent connect")
     office_db = root / "office" / "office.db"
@@ -698,6 +700,82 @@ def _wib_today() -> Any:
     from zoneinfo import ZoneInfo
 
     return dt.datetime.now(ZoneInfo("Asia/Jakarta")).date()
+
+
+def _selftest_at_checkout(tell: Narrator, config: Any, lang: str) -> None:
+    """What a technician runs before the kit leaves the office (SOP step 6): `jaranijo
+    selftest`, as a command, while the agent and the kiosk do not hold the devices yet."""
+    tell.step("Technician, at checkout: `jaranijo selftest` (every device, clock, disk, keys, "
+              "store, broker)")
+    tell.say("GPIO runs on gpiozero's mock pins here (this PC has no Raspberry Pi header)")
+    done = subprocess.run(
+        [sys.executable, "-m", "sync.cli", "--config", str(config.source), "--lang", lang,
+         "selftest", "--finger-timeout", "20"],
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1"})
+    for line in done.stdout.strip().splitlines():
+        tell.say("  " + line)
+    verdict = {0: "all required checks passed", 1: "a required check FAILED (see above)"}
+    tell.say(f"exit code {done.returncode}: {verdict.get(done.returncode, done.stderr[-300:])}; "
+             f"the result is kept on the kit for the checkout record "
+             f"({config.data_dir / 'selftest-last.json'})")
+
+
+def _first_boot_of_a_second_kit(tell: Narrator, root: Path, broker: Any, lang: str) -> None:
+    """Issue 14's way to set a kit up: a file on the SD card's boot partition, read once at
+    first boot (`jaranijo firstboot`), and the officer's own PIN chosen at first login."""
+    from kit.config import load_config
+    from kit.visit import VisitController
+
+    kit_id, officer = "blitar-kit-02", "P-0002"
+    tell.step(f"Technician: kit {kit_id} sets itself up at first boot from a file on its "
+              f"SD card")
+    boot = root / "kit-02-boot"  # stands in for the card's FAT partition (/boot/firmware)
+    boot.mkdir()
+    for name in ("office-seal.pub", "office-sign.pub"):
+        (boot / name).write_bytes((root / "office" / "keys" / name).read_bytes())
+    code = "".join(secrets.choice("0123456789") for _ in range(10))
+    ca_pem = broker.ca_file.read_text().strip()
+    file = boot / "jaranijo-provision.toml"
+    file.write_text("\n".join([
+        "[kit]", f'id = "{kit_id}"', f'language = "{lang}"', "",
+        "[broker]", f'url = "mqtts://127.0.0.1:{broker.port}"',
+        f'password = "{secrets.token_urlsafe(12)}"', f'ca_pem = """{ca_pem}"""', "",
+        "[office]", 'seal_public_file = "office-seal.pub"', 'sign_public_file = "office-sign.pub"',
+        "", "[[officers]]", f'id = "{officer}"', f'enrolment_code = "{code}"', "",
+        "[settings.security]", 'tpm = "off"', ""]))
+    tell.say(f"{file.name}: kit id, broker, the office CA and public keys, officer {officer} "
+             f"with a one-time enrolment code (no PIN in the file)")
+    data, config_path = root / "kit-02", root / "kit-02" / "kit.toml"
+    done = subprocess.run([sys.executable, "-m", "sync.cli", "--config", str(config_path),
+                           "firstboot", "--file", str(file), "--data-dir", str(data)],
+                          capture_output=True, text=True, timeout=120)
+    for line in done.stdout.strip().splitlines():
+        tell.say("  " + line)
+    if done.returncode != 0:
+        tell.say(f"first boot FAILED (exit {done.returncode}): {done.stderr[-400:]}")
+        return
+    tell.say(f"the file is {'still there (!)' if file.exists() else 'shredded and gone'}: it "
+             f"held the broker password and the enrolment code")
+    controller = VisitController(load_config(config_path))
+    try:
+        controller.login(officer, code)
+        tell.say(f"officer {officer} logs in with the code: the kiosk asks for a PIN of their "
+                 f"own first (must_set_pin={controller.must_set_pin})")
+        try:
+            controller.load_assignment()
+        except JaranIjoError as exc:
+            tell.say(f"anything else before that is refused: {exc.text(lang)}")
+        pin = "".join(secrets.choice("0123456789") for _ in range(10))
+        controller.set_pin(pin, pin)
+        controller.session.logout()
+        try:
+            controller.login(officer, code)
+            tell.say("WARNING: the enrolment code still opens the kit")
+        except JaranIjoError:
+            tell.say("PIN chosen (typed twice); the enrolment code no longer opens the kit")
+    finally:
+        controller.close()
 
 
 def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -46,8 +46,12 @@ Relative file names are relative to the provisioning file's folder.
 One-time enrolment codes: :class:`kit.vault.PinVault` has no "must change" slot kind,
 so each officer's slot is sealed with the code (a valid PIN: 10-12 digits passes both
 the TPM and the software rule) and the officers are listed in the store status
-``pin_change_required``. The kiosk must check that list at login and make the officer
-choose a PIN (``PinVault.add_officer`` re-PINs the slot) -- see the README section.
+``pin_change_required``. An officer on that list who logs in gets a "PIN change
+required" session (:attr:`kit.session.OfficerSession.must_set_pin`): the kiosk shows its
+"Buat PIN baru" screen and the kit refuses everything else until
+:meth:`kit.visit.VisitController.set_pin` has re-sealed the slot with the officer's own PIN
+(``PinVault.add_officer`` re-PINs it) and struck them off the list, in one transaction --
+see the README section "First boot".
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ photo, sealing) are plain functions the app runs on a worker thread.
 
 >>> kiosk = VisitController(config)                # doctest: +SKIP
 >>> kiosk.login("P-0001", "4829135071")                # doctest: +SKIP
+>>> if kiosk.must_set_pin:                             # doctest: +SKIP
+...     kiosk.set_pin("250913", "250913")   # first login with an enrolment code
 >>> flow = kiosk.start(kiosk.assignment.targets[0])  # doctest: +SKIP
 """
 
@@ -134,9 +136,40 @@ class VisitController:
         return self.store.key_slot_ids()
 
     def login(self, officer: str, pin: str) -> None:
-        """PIN login (the vault counts wrong PINs and locks out); then the day's assignment."""
+        """PIN login (the vault counts wrong PINs and locks out); then the day's assignment.
+
+        An officer logging in with their one-time enrolment code gets nothing more until
+        they have chosen a PIN (:attr:`must_set_pin`, :meth:`set_pin`)."""
         self.session.login(officer, pin)
         self.store.audit("kiosk_login", actor=officer)
+        if self.session.must_set_pin:
+            return
+        self._logged_in(officer)
+
+    @property
+    def must_set_pin(self) -> bool:
+        """The officer logged in with their enrolment code: the kiosk must ask for a PIN of
+        their own, and everything else is refused until :meth:`set_pin` (the rule is
+        :class:`kit.session.OfficerSession`'s)."""
+        return self.session.must_set_pin
+
+    def new_pin_digits(self) -> tuple[int, int]:
+        """(fewest, most) digits of a new PIN on this kit (TPM or software slots)."""
+        return self.session.new_pin_digits()
+
+    def check_new_pin(self, pin: str) -> None:
+        """The first entry of a new PIN, checked before it is asked again."""
+        self.session.check_new_pin(pin)
+
+    def set_pin(self, pin: str, repeat: str) -> None:
+        """The officer's own PIN (typed twice) replaces the enrolment code; then the rest of
+        a login: the inbox and the day's assignment."""
+        self.session.set_pin(pin, repeat)
+        officer = self.session.officer
+        assert officer is not None
+        self._logged_in(officer)
+
+    def _logged_in(self, officer: str) -> None:
         self.open_inbox()
         if self.store.status("ui_lock", {}).get("locked"):
             self.store.set_status("ui_lock", {"locked": False, "cleared_by": officer,
@@ -148,6 +181,7 @@ class VisitController:
         from kit.records import open_inbox
         from sync.envelope import OfficePublicKeys
 
+        self.session.require_own_pin()
         if not self.store.inbox():
             return []
         return open_inbox(self.store, self.session.data_key, self.session.vault,
@@ -218,6 +252,7 @@ class VisitController:
         """Today's assignment, or the next one to come, or the latest (officers check dates).
 
         A visit the office cancelled is never offered (the store leaves it out)."""
+        self.session.require_own_pin()
         rows = self.store.assignments()
         if not rows:
             self.assignment = None
@@ -231,6 +266,7 @@ class VisitController:
     def open_assignment(self, wanted: str = "first") -> Assignment:
         """One assignment by id, or ``"first"`` the first the kit holds (a scripted visit).
         A cancelled one is refused: the office called the visit off."""
+        self.session.require_own_pin()
         ids = [a["id"] for a in self.store.assignments()]
         if wanted != "first" and self.store.assignment_cancelled(wanted):
             raise ValidationError(id="Penugasan ini dibatalkan oleh kantor",
@@ -308,6 +344,7 @@ class VisitController:
     def start(self, target: Target, lang: str) -> tuple[RecordingFlow, list[Check]]:
         """Pre-flight (refuses only when a record could not be stored), then a new recording
         or the paused one of this target."""
+        self.session.require_own_pin()
         checks = self.preflight(lang)
         require_storable(checks)
         row = self.row(target.id)
@@ -319,13 +356,19 @@ class VisitController:
         return self.flow, [c for c in checks if not c.ok]
 
     def require_flow(self) -> RecordingFlow:
+        self.session.require_own_pin()  # a recording an earlier session left open
         if self.flow is None:
             raise ValidationError(id="Tidak ada rekaman yang sedang berjalan",
                                   en="No recording in progress", code="no_flow")
         return self.flow
 
     def pause(self) -> None:
-        flow = self.require_flow()
+        """Keep the recording as a draft; allowed even before the officer's own PIN is set
+        (logging out keeps an earlier session's recording rather than losing it)."""
+        flow = self.flow
+        if flow is None:
+            self.require_flow()  # refuses: nothing to pause
+            return
         flow.pause()
         self.flow = None
 

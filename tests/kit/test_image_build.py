@@ -192,9 +192,10 @@ def test_boot_test_check_script_is_valid_shell(tmp_path: Path) -> None:
         assert unit in boot_test.CHECK_SCRIPT
 
 
-def test_mmdebstrap_command_hooks_are_valid_shell(build: ModuleType, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """Assemble the rootfs command without running it; every hook must parse as sh."""
+def test_mmdebstrap_command_and_configure_steps_are_valid_shell(
+        build: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Assemble the rootfs command without running it, and the configure stage's steps;
+    every hook and step must parse as sh."""
     captured: list[list[str]] = []
 
     def fake_run(stage: str, cmd: list[str], **kwargs: object) -> None:
@@ -202,7 +203,8 @@ def test_mmdebstrap_command_hooks_are_valid_shell(build: ModuleType, tmp_path: P
         raise SystemExit(0)
 
     monkeypatch.setattr(build, "run", fake_run)
-    (tmp_path / "native-build.txt").write_text("tpm2-pytss>=2.3\n")
+    (tmp_path / "native-build.txt").write_text("tpm2-pytss>=2.3\nlgpio>=0.2\n")
+    (tmp_path / "native-needs.txt").write_text("setuptools>=44\npkgconfig\nsetuptools>=44\n")
     opts = build.Options(out=tmp_path, work=tmp_path, mirror="http://deb.debian.org/debian",
                          suite="bookworm", python=sys.executable, data_mib=64, boot_mib=64,
                          stages=["rootfs"], name="t")
@@ -211,10 +213,91 @@ def test_mmdebstrap_command_hooks_are_valid_shell(build: ModuleType, tmp_path: P
     cmd = captured[0]
     assert cmd[:4] == ["mmdebstrap", "--mode=root", "--architectures=arm64", "--variant=apt"]
     assert cmd[-3:] == ["bookworm", str(tmp_path / "rootfs"), "http://deb.debian.org/debian"]
-    hooks = [a.split("=", 1)[1] for a in cmd if a.startswith(("--essential-hook=",
-                                                              "--customize-hook="))]
-    assert any("configure.sh" in h for h in hooks)
-    assert any("tpm2-pytss" in h for h in hooks)
-    for hook in hooks:
-        subprocess.run(["sh", "-n", "-c", hook], check=True)
     assert "raspi-firmware" in next(a for a in cmd if a.startswith("--include="))
+    assert "swig" in next(a for a in cmd if a.startswith("--include="))
+    hooks = [a.split("=", 1)[1] for a in cmd if a.startswith("--essential-hook=")]
+    steps = build.configure_hooks(opts)
+    assert any("configure.sh" in h for h in steps)
+    # the native sources: build requirements first (once each), then compiled offline
+    assert sum(h.endswith("/tmp/wheels pkgconfig 'setuptools>=44'") for h in steps) == 1
+    native = next(h for h in steps if "tpm2-pytss" in h)
+    assert "--no-index" in native and "--no-build-isolation" in native
+    assert "env -i" in native  # the build PC's pip and CA settings stay out of the chroot
+    assert any("*.tar.gz" in h for h in steps)  # the sources reach the chroot too
+    for hook in hooks + steps:
+        subprocess.run(["sh", "-n", "-c", hook], check=True)
+
+
+def test_an_interrupted_builds_mounts_stop_the_rootfs_stage(build: ModuleType,
+                                                             tmp_path: Path) -> None:
+    """A killed mmdebstrap may leave /proc, /sys and /dev mounted in the old root: removing
+    that folder would delete through them, so the stage names each mount and stops."""
+    root = tmp_path / "work" / "rootfs"
+    mounts = (f"proc {root}/proc proc rw 0 0\n"
+              f"sysfs {root}/sys sysfs rw 0 0\n"
+              f"tmpfs {tmp_path}/work/rootfs-other tmpfs rw 0 0\n"
+              f"/dev/vda1 / ext4 rw 0 0\n")
+    assert build.mounted_under(root, mounts) == [f"{root}/proc", f"{root}/sys"]
+    assert build.mounted_under(root, "/dev/vda1 / ext4 rw 0 0\n") == []
+
+
+def test_boot_test_provisioning_file_is_one_the_kit_accepts(tmp_path: Path) -> None:
+    """The file --office writes for the guest passes the kit's own first-boot parser, dials
+    the slirp gateway (the host's loopback) over TLS and names the guest's USB ports."""
+    from kit.firstboot import parse_provision_file
+    from sync.envelope import OfficeKeys
+
+    boot_test = load(BOOT_TEST, "jaranijo_boot_test")
+    OfficeKeys.generate().save(tmp_path)
+    ca = ("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n"
+          "-----END CERTIFICATE-----\n")
+    path = tmp_path / "jaranijo-provision.toml"
+    path.write_text(boot_test.provision_toml(kit_id=boot_test.KIT_ID, port=40123,
+                                             password="kata-sandi-uji", ca_pem=ca,
+                                             code="4829135071", technician_pin="97531864",
+                                             devices=True))
+    spec = parse_provision_file(path)
+    assert (spec.kit_id, spec.host, spec.port) == (boot_test.KIT_ID, boot_test.GUEST_GATEWAY,
+                                                   40123)
+    assert spec.ca_pem.strip() == ca.strip()
+    assert [o.id for o in spec.officers] == [boot_test.OFFICER]
+    assert {name: spec.settings["devices"][name]["port"] for name in boot_test.GUEST_PORTS} \
+        == boot_test.GUEST_PORTS
+
+
+def test_sdist_requirements_are_build_and_runtime_without_extras(build: ModuleType,
+                                                                 tmp_path: Path) -> None:
+    """A package compiled in the chroot gets its build backend and runtime dependencies as
+    wheels beforehand (the chroot is offline); a dev extra is not fetched."""
+    import io
+    import tarfile
+
+    sdist = tmp_path / "demo_native-1.0.tar.gz"
+    files = {
+        "demo_native-1.0/pyproject.toml": b'[build-system]\nrequires = ["setuptools>=61", '
+                                          b'"pkgconfig"]\n',
+        "demo_native-1.0/PKG-INFO": b"Name: demo-native\nRequires-Dist: cffi>=1.0\n"
+                                    b"Requires-Dist: pytest; extra == \"dev\"\n"
+                                    b"Requires-Dist: packaging; python_version >= \"3.8\"\n",
+        "demo_native-1.0/src/deep/PKG-INFO": b"Requires-Dist: not-this-one\n",
+    }
+    with tarfile.open(sdist, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert build.sdist_requirements(sdist) == ["setuptools>=61", "pkgconfig", "cffi>=1.0",
+                                               "packaging"]
+
+
+def test_the_image_holds_the_committed_tree_and_names_its_commit(build: ModuleType,
+                                                                  tmp_path: Path) -> None:
+    if not (IMAGE_BUILD.parent / ".git").exists():
+        pytest.skip("not a git checkout")
+    commit = build.export_source(tmp_path / "src")
+    head = subprocess.run(["git", "-C", str(IMAGE_BUILD.parent), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert commit == head
+    assert (tmp_path / "src" / "pyproject.toml").exists()
+    assert not (tmp_path / "src" / "tests").exists()
+    assert not (tmp_path / "src" / ".venv").exists()
