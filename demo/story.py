@@ -21,7 +21,6 @@ on a later visit.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -45,20 +44,6 @@ from office.records import open_record
 from sync.domain import Assignment
 from sync.envelope import OfficeKeys, OfficePublicKeys, open_sealed, read_header
 from sync.errors import JaranIjoError, VaultError
-
-
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``demo`` to ``jaranijo`` (:mod:`sync.cli` finds this through its entry points)."""
-    p = sub.add_parser("demo", help="run the whole system on emulated devices and narrate it")
-    p.add_argument("--headless", action="store_true", help="no kiosk window, even with a display")
-    p.add_argument("--keep", metavar="DIR", help="keep the demo's files in DIR (default: temp)")
-    p.set_defaults(func=cmd_demo)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    return run_demo(headless=args.headless, keep=Path(args.keep) if args.keep else None,
-                    lang=args.lang)
-
 
 # Six digits behind the TPM; without one the kit asks for at least ten.
 OFFICER, PIN, SOFTWARE_PIN = "P-0001", "482913", "4829135071"

@@ -11,16 +11,27 @@ import signal
 import threading
 from pathlib import Path
 
+_CONTROLS = "\0controls"  # stands for _epilog() until --help is printed
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Writes the fault controls' help only when help is shown: listing them imports the
+    emulated devices (NumPy, OpenCV: ~40 MiB), and every ``jaranijo`` command -- the agent
+    and the kiosk on a kit too -- registers ``emulate``."""
+
+    def add_text(self, text: str | None) -> None:
+        super().add_text(_epilog() if text == _CONTROLS else text)
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``emulate`` to ``jaranijo``."""
     p = sub.add_parser(
         "emulate", help="run every emulated device on pseudo-terminals until interrupted",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
         description="Start the emulated fingerprint sensor, GNSS receiver, LTE modem and a\n"
                     "battery (power_supply tree) in DIR. Point the kit configuration at\n"
                     "DIR/fingerprint, DIR/gps, DIR/modem and DIR/power_supply.",
-        epilog=_epilog())
+        epilog=_CONTROLS)
     p.add_argument("--dir", required=True, help="folder for the device links (created)")
     p.add_argument("--fingerprint-baud", type=int, default=57600,
                    help="the emulated sensor's line rate (57600 or 115200)")

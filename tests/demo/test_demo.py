@@ -62,4 +62,12 @@ def test_demo_runs_the_whole_visit(tmp_path: Path) -> None:
     assert "1 not recorded (the visit page offers" in out
     assert "refuses its reconnects (not authorised)" in out
     assert "the office shows it offline (revoked)" in out
+    # issue 14: the self-test at checkout, and a kit that sets itself up at first boot
+    assert "Result: PASSED" in out and "exit code 0: all required checks passed" in out
+    for check in ("Fingerprint image", "Camera", "GNSS fix", "Mobile network", "Battery",
+                  "Button, LED, buzzer", "Clock", "Kit database", "MQTT login"):
+        assert f"OK    {check}" in out
+    assert "the file is shredded and gone" in out
+    assert "asks for a PIN of their own first (must_set_pin=True)" in out
+    assert "the enrolment code no longer opens the kit" in out
     assert "Traceback" not in out + result.stderr
