@@ -301,3 +301,23 @@ def test_the_image_holds_the_committed_tree_and_names_its_commit(build: ModuleTy
     assert (tmp_path / "src" / "pyproject.toml").exists()
     assert not (tmp_path / "src" / "tests").exists()
     assert not (tmp_path / "src" / ".venv").exists()
+
+
+def test_overlay_hook_needs_no_grep_or_sed_and_rewrites_fstab(build: ModuleType,
+                                                             tmp_path: Path) -> None:
+    """The initramfs has klibc's tools, not busybox: the first boot under QEMU showed
+    'grep: not found' and a root left writable. The hook uses shell builtins only; run
+    against a stand-in root it drops the root's fstab line and keeps the others."""
+    hook = build.OVERLAY_HOOK
+    code = [ln for ln in hook.splitlines() if not ln.lstrip().startswith("#")]
+    assert not any(re.search(r"\b(grep|sed|awk)\b", ln) for ln in code)
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "fstab").write_text("LABEL=RASPIROOT / ext4 ro 0 1\n"
+                                        "LABEL=RASPIFIRM /boot/firmware vfat rw 0 2\n")
+    # only the fstab part: from the line that names it to the end
+    tail = hook[hook.index('fstab="${rootmnt}/etc/fstab"'):]
+    subprocess.run(["sh", "-c", tail], check=True, env={"rootmnt": str(root),
+                                                        "PATH": "/usr/bin:/bin"})
+    assert (root / "etc" / "fstab").read_text() == (
+        "# root: overlay (jaranijo.overlay=1)\nLABEL=RASPIFIRM /boot/firmware vfat rw 0 2\n")
