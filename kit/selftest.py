@@ -14,6 +14,13 @@ sensor belong to the kiosk (DESIGN.md s4), so they are skipped there and the kio
 asked to test them (``kit_status.selftest_request``); the modem and battery figures are
 the agent's latest readings (a second reader would garble the AT port).
 
+The kiosk answers the agent's request through the store (:func:`kiosk_checks`,
+``selftest_request`` then ``selftest_kiosk``): the fingerprint sensor's parameters and a
+camera frame, taken by the process that holds them, so the office's answer covers them too.
+On a kit image (:data:`IMAGE_MARK`), :func:`check_system` adds what the image promises: the
+root read-only under its RAM overlay, the store on its own data partition, the agent and the
+kiosk running, and no SSH server listening.
+
 The last result is kept in ``DATA_DIR/selftest-last.json`` (0600) for the checkout/return
 record. No personal data is read or kept: device identities and figures only.
 """
@@ -55,6 +62,20 @@ CLOCK_AGREEMENT_S = 3.0  # GNSS time vs the kit's clock
 DISK_MIN_MIB = 500  # about a thousand records with photos and fingerprints
 GNSS_FIX_MAX_AGE_S = 30.0
 TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+# Written by image-build/build (the commit the image was built from): this is a kit image, so
+# its overlay root, data partition, services and SSH are checked. A kit set up by hand from a
+# clone (or the demo) has none of them and skips those checks.
+IMAGE_MARK = Path("/opt/jaranijo/COMMIT")
+DATA_MOUNT = Path("/var/lib/jaranijo-data")
+SYSTEMD_SLICE = Path("/sys/fs/cgroup/system.slice")
+KIT_SERVICES = ("jaranijo-agent.service", "jaranijo-kiosk.service")
+WANTS_DIR = Path("/etc/systemd/system/multi-user.target.wants")
+SSH_PORT = 22
+# The agent and the kiosk share the store: the agent asks, the kiosk answers (kiosk_checks).
+REQUEST_KEY = "selftest_request"
+ANSWER_KEY = "selftest_kiosk"
+KIOSK_ALIVE_KEY = "kiosk_alive"  # the kiosk's heartbeat (once a minute): worth waiting for
+KIOSK_ALIVE_S = 150.0
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -107,6 +128,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "store": ("Basis data kit", "Kit database"),
     "broker": ("Server MQTT (TCP+TLS)", "MQTT broker (TCP+TLS)"),
     "broker_login": ("Login MQTT", "MQTT login"),
+    "root_overlay": ("Root hanya-baca (overlay)", "Read-only root (overlay)"),
+    "data_partition": ("Partisi data", "Data partition"),
+    "services": ("Layanan kit", "Kit services"),
+    "ssh": ("SSH mati", "SSH off"),
 }
 
 
@@ -133,6 +158,16 @@ class SelfTestResult:
 
     def check(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)
+
+    def replace(self, others: Iterable[Check]) -> None:
+        """Put checks made elsewhere (the kiosk's) in place of the same-named ones here."""
+        for other in others:
+            for n, mine in enumerate(self.checks):
+                if mine.name == other.name:
+                    self.checks[n] = other
+                    break
+            else:
+                self.checks.append(other)
 
     def as_dict(self, lang: str = "id") -> dict[str, Any]:
         return {"kit": self.kit_id, "at": _iso(self.at), "source": self.source,
@@ -688,6 +723,134 @@ def check_broker_login(config: KitConfig, *, timeout: float = 10.0) -> Check:
     return Check("broker_login", True, PASS, f"CONNACK {outcome['reason']} as {who}")
 
 
+def _mounts(mounts: Path) -> dict[str, tuple[str, str]]:
+    """Mount point -> (source, filesystem type), the last mount on each point winning."""
+    out: dict[str, tuple[str, str]] = {}
+    with contextlib.suppress(OSError):
+        for line in mounts.read_text(encoding="utf-8", errors="replace").splitlines():
+            fields = line.split()
+            if len(fields) >= 3:
+                out[fields[1].replace("\\040", " ")] = (fields[0], fields[2])
+    return out
+
+
+def _running(unit: str, slice_dir: Path) -> int:
+    """How many processes the unit has (its cgroup; no D-Bus needed, readable unprivileged)."""
+    try:
+        return sum(1 for line in (slice_dir / unit / "cgroup.procs").read_text().split() if line)
+    except OSError:
+        return 0
+
+
+def _listening(port: int, tables: Iterable[Path]) -> bool:
+    """True if a TCP socket listens on ``port`` (any address), from /proc/net/tcp{,6}."""
+    want = f":{port:04X}"
+    for table in tables:
+        with contextlib.suppress(OSError):
+            for line in table.read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 3 and fields[1].endswith(want) and fields[3] == "0A":
+                    return True
+    return False
+
+
+def check_system(*, running: bool = True, mark: Path = IMAGE_MARK,
+                 mounts: Path = Path("/proc/self/mounts"), data_mount: Path = DATA_MOUNT,
+                 slice_dir: Path = SYSTEMD_SLICE, wants: Path = WANTS_DIR,
+                 tcp: Iterable[Path] = (Path("/proc/net/tcp"), Path("/proc/net/tcp6")),
+                 ) -> list[Check]:
+    """What a kit image promises (image-build/README.md): a power cut cannot corrupt the
+    system (root read-only under a RAM overlay, the store on its own data partition), the
+    kit's services run, and SSH is off. Skipped on a kit set up by hand.
+
+    ``running`` False (``jaranijo selftest``, which a technician runs with the services
+    stopped to free the devices): the services must be enabled rather than running."""
+    if not mark.exists():
+        return [Check("root_overlay", False, SKIP, "not a kit image (set up by hand)")]
+    table = _mounts(mounts)
+    checks: list[Check] = []
+    source, fstype = table.get("/", ("?", "?"))
+    if fstype == "overlay":
+        checks.append(Check("root_overlay", True, PASS, "/ is an overlay: the SD card's root "
+                                                        "is read-only, changes stay in RAM"))
+    else:
+        checks.append(_fail("root_overlay", True, f"/ is {fstype} on {source}, writable",
+                            "Root tidak dilindungi dari mati listrik: pastikan "
+                            "jaranijo.overlay=1 ada di cmdline.txt partisi boot, lalu "
+                            "nyalakan ulang", "The root is not protected from power cuts: "
+                            "make sure jaranijo.overlay=1 is in the boot partition's "
+                            "cmdline.txt, then restart"))
+    data = table.get(str(data_mount))
+    if data is not None and data[1] == "ext4":
+        checks.append(Check("data_partition", True, PASS, f"{data_mount} on {data[0]} (ext4)"))
+    else:
+        shown = f"{data[1]} on {data[0]}" if data else "not mounted"
+        checks.append(_fail("data_partition", True, f"{data_mount}: {shown}",
+                            "Partisi data (JARANIJO-DATA) tidak terpasang: rekaman tidak "
+                            "boleh dibuat; kembalikan kit ke teknisi",
+                            "The data partition (JARANIJO-DATA) is not mounted: no "
+                            "recording may be made; return the kit to a technician"))
+    if not running:
+        off = [unit for unit in KIT_SERVICES if not (wants / unit).exists()]
+        if off:
+            names = " ".join(off)
+            checks.append(_fail("services", True, f"not enabled: {', '.join(off)}",
+                                f"Jalankan 'systemctl enable {names}'",
+                                f"Run 'systemctl enable {names}'"))
+        else:
+            checks.append(Check("services", True, PASS, "agent and kiosk enabled at boot"))
+    else:
+        counts = {unit: _running(unit, slice_dir) for unit in KIT_SERVICES}
+        down = [unit for unit, n in counts.items() if n == 0]
+        if down:
+            names = " ".join(down)
+            checks.append(_fail("services", True, f"not running: {', '.join(down)}",
+                                f"Lihat 'journalctl -u {names}' lalu 'systemctl restart "
+                                f"{names}'", f"Read 'journalctl -u {names}', then "
+                                f"'systemctl restart {names}'"))
+        else:
+            checks.append(Check("services", True, PASS, ", ".join(
+                f"{u.removesuffix('.service')} {n} proc" for u, n in counts.items())))
+    if _listening(SSH_PORT, tcp):
+        checks.append(_fail("ssh", True, f"a server listens on TCP port {SSH_PORT}",
+                            "Matikan SSH sebelum kit keluar: 'systemctl disable --now "
+                            "ssh.service ssh.socket'", "Turn SSH off before the kit goes "
+                            "out: 'systemctl disable --now ssh.service ssh.socket'"))
+    else:
+        checks.append(Check("ssh", True, PASS, f"nothing listens on TCP port {SSH_PORT}"))
+    return checks
+
+
+def kiosk_checks(devices: Devices) -> list[Check]:
+    """The kiosk's part of the office's self-test: the fingerprint sensor's parameters (no
+    finger image: nobody stands at the kit to place one) and a camera frame. The GPIO is not
+    tried from afar (the buzzer would sound at a bedside): ``jaranijo selftest`` does it."""
+    checks = check_fingerprint(devices, finger_timeout=None, prompt=lambda _s: None)
+    checks.append(check_camera(devices))
+    return checks
+
+
+def checks_to_json(checks: Iterable[Check]) -> list[dict[str, Any]]:
+    return [{"name": c.name, "required": c.required, "status": c.status, "value": c.value,
+             "next_id": c.next_id, "next_en": c.next_en, "value_id": c.value_id}
+            for c in checks]
+
+
+def checks_from_json(data: Any) -> list[Check]:
+    """The kiosk's answer as read back from the store; anything malformed is left out."""
+    out: list[Check] = []
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, dict) or item.get("status") not in (PASS, FAIL, SKIP):
+            continue
+        name = item.get("name")
+        if name not in LABELS:
+            continue
+        out.append(Check(str(name), bool(item.get("required")), str(item["status"]),
+                         *(str(item.get(k) or "")[:300] for k in
+                           ("value", "next_id", "next_en", "value_id"))))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Running it
 # ---------------------------------------------------------------------------------------------
@@ -725,6 +888,7 @@ def run_selftest(config: KitConfig, devices: Devices, *, store: Store | None = N
     checks.append(check_key_files(config))
     checks.append(check_key_security(config, lang))
     checks.append(check_store(config, store)[0])
+    checks += check_system(running=source == "agent")
     if opt.broker_connected is None:
         checks.append(check_broker(config, timeout=opt.broker_timeout))
         if checks[-1].ok:
@@ -775,6 +939,10 @@ def agent_answer(result: SelfTestResult, *, device_problems: Iterable[str] = (),
         store.value.removeprefix("quick_check: ") if store is not None else "unchecked")
     problems = list(device_problems) + [f"selftest_{n}" for n in
                                         result.failed(required_only=True)]
+    # Every check's status, and what was found where it did not pass (figures and device
+    # errors, never personal data), so the office shows each device, not only a summary.
     return {"store": store_value, "gnss": gnss_word, "modem": modem_word,
             "battery": battery_value, "disk_free_mib": disk_free_mib, "keys": keys_mode,
-            "problems": ",".join(problems)[:200], "failed": ",".join(result.failed())[:200]}
+            "problems": ",".join(problems)[:200], "failed": ",".join(result.failed())[:200],
+            "checks": {c.name: c.status for c in result.checks},
+            "notes": {c.name: c.value[:120] for c in result.checks if c.status != PASS}}

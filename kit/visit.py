@@ -123,6 +123,8 @@ class VisitController:
         self.last_sealed: StoredRecord | None = None
         self.last_outcome: Outcome | None = None
         self._status_store: Store | None = None
+        self._alive_at = 0.0  # the kiosk's last heartbeat for the agent (kit.selftest)
+        self._selftest_seen = ""  # the office self-test request the kiosk last took up
 
     def close(self) -> None:
         if self.session.officer is not None:
@@ -478,6 +480,50 @@ class VisitController:
         lock = store.status("ui_lock", {})
         return StatusSnapshot(percent, charging, bars, operator, accuracy, len(store.outbox()),
                               isinstance(lock, dict) and bool(lock.get("locked")))
+
+    def tick(self) -> None:
+        """The status thread's beat, after :meth:`status`: a heartbeat for the agent (once
+        a minute, so it knows a kiosk will answer) and the kiosk's part of an office
+        self-test (:func:`kit.selftest.kiosk_checks`) when the agent asks for it.
+
+        The checks run on a thread of their own: a sensor busy with a finger (its driver
+        holds it for the whole wait) delays the answer, never the status bar or a remote
+        lock."""
+        from kit.selftest import ANSWER_KEY, KIOSK_ALIVE_KEY, KIOSK_ALIVE_S, REQUEST_KEY
+
+        if self._status_store is None:
+            self._status_store = Store.open(self.config.store_path, create=False, check=False)
+        store = self._status_store
+        now = self.clock()
+        if abs(now - self._alive_at) >= 60.0:
+            store.set_status(KIOSK_ALIVE_KEY, {"at": now})
+            self._alive_at = now
+        request = store.status(REQUEST_KEY, {})
+        if not isinstance(request, dict):
+            return
+        rid, at = request.get("id"), request.get("at")
+        if not isinstance(rid, str) or not rid or rid == self._selftest_seen:
+            return
+        self._selftest_seen = rid
+        answered = store.status(ANSWER_KEY, {})
+        if (isinstance(answered, dict) and answered.get("id") == rid) or \
+                not isinstance(at, int | float) or abs(now - at) > KIOSK_ALIVE_S:
+            return  # answered before a restart, or too old for the agent to be waiting
+        threading.Thread(target=self._answer_selftest, args=(rid,), name="kiosk-selftest",
+                         daemon=True).start()
+
+    def _answer_selftest(self, request_id: str) -> None:
+        from kit.selftest import ANSWER_KEY, Devices, checks_to_json, kiosk_checks
+
+        try:
+            devices = Devices.of(self.devices) if self.devices is not None else Devices()
+            checks = kiosk_checks(devices)
+            with Store.open(self.config.store_path, create=False, check=False) as store:
+                store.set_status(ANSWER_KEY, {"id": request_id, "at": self.clock(),
+                                              "checks": checks_to_json(checks)})
+            log.info("office self-test %s: the kiosk's devices tested", request_id)
+        except Exception:  # the kiosk keeps running; the agent answers without our part
+            log.exception("office self-test %s: the kiosk's part failed", request_id)
 
     def set_ui_state(self, state: str) -> None:
         """Tell the agent which screen is up (it reports it in telemetry; no personal data)."""

@@ -411,6 +411,10 @@ class KioskApp(App):
                 log.warning("status bar read failed", exc_info=True)
             else:
                 Clock.schedule_once(lambda _dt, s=snap: self._show_status(s))
+            try:
+                self.kiosk.tick()  # heartbeat, and the office self-test's kiosk part
+            except Exception:
+                log.warning("kiosk tick failed", exc_info=True)
             self._stop_status.wait(STATUS_INTERVAL_S)
 
     def _show_status(self, snap: Any) -> None:

@@ -150,6 +150,9 @@ class Agent:
         # broker's PUBACK: mid -> (assignment id, sealed_at, opened, error).
         self._opening_mids: dict[int, tuple[str, str, bool, str]] = {}
         self._next_opening_check = 0.0
+        # The office's self-test waiting for the kiosk's part: (command id, the agent's own
+        # result, monotonic deadline).
+        self._selftest_pending: tuple[str, Any, float] | None = None
         self._shared_fix: GnssFix | None = None
         self._shared_network: ModemView | None = None
         self._last_watchdog = 0.0
@@ -215,6 +218,7 @@ class Agent:
                 self._next_telemetry = now + 1.0
                 self._telemetry(now)
             self.uploader.pump(now)
+            self._selftest_tick(now)
             self._report_openings(now)
             self._housekeeping(now)
         except JaranIjoError as exc:
@@ -519,6 +523,9 @@ class Agent:
             raise
         log.info("office command %s (%s) accepted", command.name, command.command_id)
         self.store.audit("command_accepted", subject=command.command_id, detail=command.name)
+        if command.name == "selftest":
+            self._start_selftest(command.command_id)  # answered from _tick (the kiosk's part)
+            return
         try:
             result = self._run_command(command)
         except (JaranIjoError, ValueError) as exc:
@@ -540,8 +547,6 @@ class Agent:
             return p.CommandResult(cid, ok=True, result={"locked": True})
         if command.name == "wipe":
             return self._wipe(cid)
-        if command.name == "selftest":
-            return p.CommandResult(cid, ok=True, result=self.self_test())
         if command.name == "config":
             return self._configure(cid, command.args)
         if command.name == "resend":
@@ -596,14 +601,85 @@ class Agent:
         return p.CommandResult(cid, ok=True, result={k: getattr(new, k) for k in args})
 
     def self_test(self) -> dict[str, Any]:
-        """The office's ``selftest`` command: the checks of :mod:`kit.selftest` (the same as
-        ``jaranijo selftest``) from the agent's side. GNSS, modem and battery are the agent's
-        own (the modem and battery figures its sampler last read); the camera, fingerprint
-        sensor and GPIO belong to the kiosk, which tests them when it sees
-        ``selftest_request``. The answer keeps the fields the office reads
-        (:func:`kit.selftest.agent_answer`); the full result is kept on the kit."""
+        """The agent's side of the office's self-test, answered at once (the kiosk's devices
+        left as held): what :meth:`_start_selftest` begins with."""
+        from kit.selftest import agent_answer
+
+        result = self._own_selftest()
+        self._keep_selftest(result)
+        return agent_answer(result, device_problems=self.sampler.snapshot().problems,
+                            keys_mode=keyring.security_mode(self.config),
+                            disk_free_mib=self._disk_free_mib() or 0)
+
+    def _start_selftest(self, command_id: str) -> None:
+        """The office's ``selftest`` command: the agent's checks now, then the kiosk's part.
+
+        The camera and the fingerprint sensor belong to the kiosk (DESIGN.md s4): the agent
+        asks it through the store (``selftest_request``) and answers the office when the
+        kiosk has answered (``selftest_kiosk``), or after ``selftest_kiosk_wait_s``, or at
+        once when the kiosk's heartbeat is old (it is not running). The main loop goes on
+        meanwhile: nothing here blocks telemetry, uploads or the watchdog."""
+        from kit.selftest import KIOSK_ALIVE_KEY, KIOSK_ALIVE_S, REQUEST_KEY
+
+        result = self._own_selftest()
+        self.store.set_status(REQUEST_KEY, {"id": command_id, "at": self.clock()})
+        alive = self.store.status(KIOSK_ALIVE_KEY, {})
+        at = alive.get("at") if isinstance(alive, dict) else None
+        if not isinstance(at, int | float) or abs(self.clock() - at) > KIOSK_ALIVE_S:
+            self._finish_selftest(command_id, result, None, "kiosk not running")
+            return
+        self._selftest_pending = (command_id, result,
+                                  time.monotonic() + self.settings.selftest_kiosk_wait_s)
+
+    def _selftest_tick(self, now: float) -> None:
+        pending = self._selftest_pending
+        if pending is None:
+            return
+        from kit.selftest import ANSWER_KEY, checks_from_json
+
+        command_id, result, deadline = pending
+        answer = self.store.status(ANSWER_KEY, {})
+        if isinstance(answer, dict) and answer.get("id") == command_id:
+            self._selftest_pending = None
+            self._finish_selftest(command_id, result, checks_from_json(answer.get("checks")), "")
+        elif now >= deadline:
+            self._selftest_pending = None
+            wait = self.settings.selftest_kiosk_wait_s
+            self._finish_selftest(command_id, result, None,
+                                  f"the kiosk did not answer within {wait:g} s")
+
+    def _finish_selftest(self, command_id: str, result: Any, kiosk: list[Any] | None,
+                         why: str) -> None:
+        from kit.selftest import SKIP, Check, agent_answer
+
+        if kiosk:
+            result.replace(kiosk)
+        else:
+            result.replace(Check(name, True, SKIP, f"held by the kiosk; {why}")
+                           for name in ("fingerprint", "camera"))
+        self._keep_selftest(result)
+        answer = agent_answer(result, device_problems=self.sampler.snapshot().problems,
+                              keys_mode=keyring.security_mode(self.config),
+                              disk_free_mib=self._disk_free_mib() or 0)
+        self.store.set_command_result(command_id, "ok")
+        self.publish(self.topics.result, p.encode_result(
+            p.CommandResult(command_id, ok=True, result=answer)), qos=1)
+        log.info("self-test %s answered (%s)", command_id,
+                 "with the kiosk's devices" if kiosk else why)
+
+    def _keep_selftest(self, result: Any) -> None:
+        try:
+            result.save(self.config.data_dir)
+        except OSError as exc:
+            log.warning("self-test result not kept: %s", exc)
+
+    def _own_selftest(self) -> Any:
+        """The checks of :mod:`kit.selftest` (the same as ``jaranijo selftest``) from the
+        agent's side. GNSS, modem and battery are the agent's own (the modem and battery
+        figures its sampler last read); the camera, fingerprint sensor and GPIO belong to
+        the kiosk and are left as held."""
         from kit.agent.sampling import BatteryPower, GnssPositions, ModemNetwork
-        from kit.selftest import Devices, ModemReading, Options, agent_answer, run_selftest
+        from kit.selftest import Devices, ModemReading, Options, run_selftest
         from sensors.errors import DeviceError
 
         snap = self.sampler.snapshot()
@@ -631,17 +707,9 @@ class Agent:
         if isinstance(sources.power, BatteryPower):
             devices.battery = sources.power.battery
             devices.battery_reading = snap.power
-        result = run_selftest(self.config, devices, store=self.store, source="agent",
-                              options=Options(finger_timeout=None, fix_timeout=0.0,
-                                              broker_connected=self.connected, gpio=False))
-        try:
-            result.save(self.config.data_dir)
-        except OSError as exc:
-            log.warning("self-test result not kept: %s", exc)
-        self.store.set_status("selftest_request", {"at": self.clock()})
-        return agent_answer(result, device_problems=snap.problems,
-                            keys_mode=keyring.security_mode(self.config),
-                            disk_free_mib=self._disk_free_mib() or 0)
+        return run_selftest(self.config, devices, store=self.store, source="agent",
+                            options=Options(finger_timeout=None, fix_timeout=0.0,
+                                            broker_connected=self.connected, gpio=False))
 
     # -- telemetry -----------------------------------------------------------------------------
     def health(self, snap: Snapshot) -> p.Health:

@@ -51,6 +51,9 @@ class AgentSettings:
     session_expiry_s: int = 7 * 86400   # the broker keeps the kit's session and queue this long
     max_clock_skew_s: float = 300.0     # commands issued this far in the future still count
     command_max_lifetime_s: float = 7 * 86400
+    # The office's self-test waits this long for the kiosk to test the camera and the
+    # fingerprint sensor (it holds them); a kiosk mid-capture answers after the capture.
+    selftest_kiosk_wait_s: float = 30.0
 
     def check(self, origin: str = "[agent]") -> None:
         problems = []

@@ -146,8 +146,9 @@ def result_text(command: Command) -> str:
     labels = {"store": _("penyimpanan"), "gnss": "GNSS", "modem": _("modem"),
               "battery": _("baterai"), "disk_free_mib": _("disk kosong (MiB)"),
               "keys": _("kunci"), "problems": _("masalah"), "failed": _("gagal")}
+    # The per-check maps (``checks``, ``notes``) are the kit page's detail, not the summary.
     return " · ".join(f"{labels.get(k, k)}: {v}" for k, v in sorted(res.items())
-                      if v not in ("", None))[:300]
+                      if v not in ("", None) and not isinstance(v, dict | list))[:300]
 
 
 def command_rows(kit_id: str) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from gpiozero.pins.mock import MockFactory
 
 from kit import keyring
 from kit.config import dump_config
-from kit.selftest import LAST_RESULT_FILE, SelfTestResult, agent_answer, load_last
+from kit.selftest import LAST_RESULT_FILE, Check, SelfTestResult, agent_answer, load_last
 from office.broker import MOSQUITTO, LocalBroker
 from sync.cli import main
 from tests.conftest import KitOnRig, kit_rig
@@ -197,3 +198,125 @@ def test_the_agents_command_runs_the_same_checks(kit_on_rig: KitOnRig) -> None:
     assert checks["fingerprint"]["status"] == "skip" and checks["camera"]["status"] == "skip"
     assert checks["gpio"]["status"] == "skip"
     assert checks["modem"]["status"] == "pass" and checks["broker_login"]["status"] == "pass"
+
+
+# -- the image's promises (check_system) ----------------------------------------------------------
+
+
+def _system(tmp_path: Path, *, root: str = "overlay", data: str | None = "ext4",
+            running: tuple[str, ...] = ("jaranijo-agent.service", "jaranijo-kiosk.service"),
+            ssh: bool = False, image: bool = True, agent: bool = True,
+            enabled: tuple[str, ...] = ("jaranijo-agent.service", "jaranijo-kiosk.service"),
+            ) -> dict[str, Any]:
+    """check_system over a made-up /proc and cgroup tree, as {name: (status, value)}."""
+    from kit.selftest import check_system
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    mark = tmp_path / "COMMIT"
+    if image:
+        mark.write_text("0" * 40)
+    lines = [f"{'overlay' if root == 'overlay' else '/dev/mmcblk0p2'} / {root} ro 0 0"]
+    if data:
+        lines.append(f"/dev/mmcblk0p3 /var/lib/jaranijo-data {data} rw 0 0")
+    mounts = tmp_path / "mounts"
+    mounts.write_text("\n".join(lines) + "\n")
+    slice_dir = tmp_path / "system.slice"
+    for unit in running:
+        (slice_dir / unit).mkdir(parents=True)
+        (slice_dir / unit / "cgroup.procs").write_text("310\n")
+    (slice_dir / "jaranijo-kiosk.service").mkdir(parents=True, exist_ok=True)  # stopped: empty
+    tcp = tmp_path / "tcp"
+    header = "  sl  local_address rem_address   st tx_queue rx_queue\n"
+    mqtt = "   0: 0100007F:075B 00000000:0000 0A 00000000:00000000\n"
+    tcp.write_text(header + mqtt + ("   1: 00000000:0016 00000000:0000 0A 0:0\n" if ssh else
+                                    "   1: 0100007F:A2C4 0100007F:0016 01 0:0\n"))
+    wants = tmp_path / "multi-user.target.wants"
+    wants.mkdir()
+    for unit in enabled:  # as systemctl enable makes them: links to the unit files
+        (tmp_path / unit).write_text("[Unit]\n")
+        (wants / unit).symlink_to(tmp_path / unit)
+    checks = check_system(running=agent, mark=mark, mounts=mounts, slice_dir=slice_dir,
+                          wants=wants, tcp=[tcp])
+    return {c.name: (c.status, c.value, c.next_id) for c in checks}
+
+
+def test_a_kit_image_is_checked_for_its_overlay_data_partition_services_and_ssh(
+        tmp_path: Path) -> None:
+    good = _system(tmp_path / "good")
+    assert {n: s for n, (s, _v, _x) in good.items()} == {
+        "root_overlay": "pass", "data_partition": "pass", "services": "pass", "ssh": "pass"}
+    assert "/dev/mmcblk0p3" in good["data_partition"][1]
+
+    bad = _system(tmp_path / "bad", root="ext4", data=None, running=("jaranijo-agent.service",),
+                  ssh=True)
+    assert {n: s for n, (s, _v, _x) in bad.items()} == {
+        "root_overlay": "fail", "data_partition": "fail", "services": "fail", "ssh": "fail"}
+    assert "jaranijo.overlay=1" in bad["root_overlay"][2]
+    assert bad["services"][1] == "not running: jaranijo-kiosk.service"
+    assert "systemctl disable --now ssh.service" in bad["ssh"][2]
+    # an outgoing connection to port 22 is not a server
+    assert _system(tmp_path / "client")["ssh"][0] == "pass"
+    assert _system(tmp_path / "vfat", data="vfat")["data_partition"][0] == "fail"
+    # jaranijo selftest runs with the services stopped (README): they must be enabled
+    stopped = _system(tmp_path / "cli", agent=False, running=())
+    assert stopped["services"][:2] == ("pass", "agent and kiosk enabled at boot")
+    off = _system(tmp_path / "off", agent=False, enabled=("jaranijo-agent.service",))
+    assert off["services"][:2] == ("fail", "not enabled: jaranijo-kiosk.service")
+
+
+def test_a_kit_set_up_by_hand_skips_the_image_checks(tmp_path: Path) -> None:
+    assert _system(tmp_path, root="ext4", image=False) == {
+        "root_overlay": ("skip", "not a kit image (set up by hand)", "")}
+
+
+# -- the office's self-test with the kiosk's part -------------------------------------------------
+
+
+def test_the_office_selftest_includes_the_kiosks_devices(kit_on_rig: KitOnRig) -> None:
+    """The agent answers the office once the kiosk, which holds the camera and the sensor,
+    has tested them; without a kiosk heartbeat it answers at once and says why."""
+    from kit.agent.service import Agent
+    from kit.agent.settings import load_agent_config
+    from kit.devices import KitDevices
+    from kit.selftest import ANSWER_KEY
+    from kit.visit import VisitController
+
+    config = kit_on_rig.config
+    agent = Agent.from_config(load_agent_config(config.source))
+    devices = KitDevices.open(config, want=("camera", "fingerprint"))
+    kiosk = VisitController(config, devices=devices)
+    try:
+        agent.connected = True
+        agent._start_selftest("cmd-no-kiosk")  # no heartbeat yet: answered now
+        assert agent._selftest_pending is None
+        checks = {c["name"]: c for c in load_last(config.data_dir)["checks"]}
+        assert checks["fingerprint"]["status"] == "skip"
+        assert "kiosk not running" in checks["fingerprint"]["value"]
+
+        kiosk.tick()  # the heartbeat
+        agent._start_selftest("cmd-with-kiosk")
+        assert agent._selftest_pending is not None, "the agent answered without the kiosk"
+        kiosk.tick()  # sees the request, tests its devices on a thread
+        for _ in range(400):  # the kiosk's thread: a sensor read and a camera frame
+            if agent.store.status(ANSWER_KEY, {}).get("id") == "cmd-with-kiosk":
+                break
+            time.sleep(0.05)
+        agent._selftest_tick(0.0)
+        assert agent._selftest_pending is None
+        last = load_last(config.data_dir)
+        checks = {c["name"]: c for c in last["checks"]}
+        assert checks["fingerprint"]["status"] == "pass", checks["fingerprint"]
+        assert "system_id=0x" in checks["fingerprint"]["value"]
+        assert checks["camera"]["status"] == "pass", checks["camera"]
+        assert checks["gnss"]["status"] == "pass" and checks["modem"]["status"] == "pass"
+        answer = agent_answer(SelfTestResult(
+            [Check(c["name"], c["required"], c["status"], c["value"]) for c in last["checks"]],
+            last["kit"], 0.0), keys_mode="software", disk_free_mib=1)
+        assert answer["checks"]["fingerprint"] == "pass" and answer["checks"]["camera"] == "pass"
+        kiosk.tick()  # the same request is not tested twice
+        assert kiosk._selftest_seen == "cmd-with-kiosk"
+    finally:
+        kiosk.close()
+        devices.close()
+        agent.sources.close()
+        agent.store.close()
