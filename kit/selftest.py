@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from kit import keyring
 from kit.config import KitConfig
-from sensors.errors import DeviceError
+from sensors.errors import DEVICE_LABELS, DeviceError
 from sync import __version__
 from sync.errors import JaranIjoError
 
@@ -112,14 +112,10 @@ class Check:
 
 
 LABELS: dict[str, tuple[str, str]] = {
-    "fingerprint": ("Sensor sidik jari", "Fingerprint sensor"),
+    **DEVICE_LABELS,
     "fingerprint_image": ("Citra sidik jari", "Fingerprint image"),
-    "camera": ("Kamera", "Camera"),
-    "gnss": ("Penerima GNSS", "GNSS receiver"),
-    "gnss_fix": ("Posisi GNSS", "GNSS fix"),
-    "modem": ("Modem", "Modem"),
+    "gnss_fix": ("Posisi GPS", "GPS fix"),
     "network": ("Jaringan seluler", "Mobile network"),
-    "battery": ("Baterai", "Battery"),
     "gpio": ("Tombol, LED, buzzer", "Button, LED, buzzer"),
     "clock": ("Jam", "Clock"),
     "disk": ("Ruang disk", "Disk space"),

@@ -37,6 +37,7 @@ from nacl.signing import SigningKey
 from kit.records import seal_recording, set_target_state, target_ref
 from kit.store import Store, StoredRecord
 from kit.vault import DataKey
+from sensors.errors import DEVICE_LABELS
 from sensors.fingerprint_quality import QUALITY_THRESHOLD
 from sync import __version__
 from sync.domain import (
@@ -74,8 +75,8 @@ class Step(StrEnum):
 
 ORDER = list(Step)
 
-# What each step is called where a message names it (the kiosk's own labels are in
-# ui/i18n.py "step.*"; the kit cannot import the UI, so the two pairs must agree).
+# What each step is called where a message names it, and on the kiosk (ui/i18n.py takes
+# its "step.*" texts from here).
 STEP_LABELS: dict[Step, tuple[str, str]] = {
     Step.PHOTO: ("Foto wajah", "Face photo"),
     Step.PHOTO_APPROVAL: ("Persetujuan foto", "Photo approval"),
@@ -595,12 +596,6 @@ def preflight(data_dir: Path, *, battery_percent: float | None, devices: dict[st
                             _device_line(label_id, "siap", problem),
                             _device_line(label_en, "ready", problem)))
     return checks
-
-
-DEVICE_LABELS = {"camera": ("Kamera", "Camera"),
-                 "fingerprint": ("Sensor sidik jari", "Fingerprint sensor"),
-                 "gnss": ("GPS", "GPS"), "battery": ("Baterai", "Battery"),
-                 "modem": ("Modem", "Modem")}
 
 
 def _device_line(label: str, ready: str, problem: str | None) -> str:

@@ -13,6 +13,17 @@ line show it in the officer's language like any other fault.
 
 from __future__ import annotations
 
+# Each device's name as the officer and the technician read it (Indonesian, English): the
+# one table the kiosk's checks (kit.workflow), the self-test (kit.selftest) and the device
+# messages share, so a device is never called two things.
+DEVICE_LABELS: dict[str, tuple[str, str]] = {
+    "camera": ("Kamera", "Camera"),
+    "fingerprint": ("Sensor sidik jari", "Fingerprint sensor"),
+    "gnss": ("GPS", "GPS"),
+    "modem": ("Modem", "Modem"),
+    "battery": ("Baterai", "Battery"),
+}
+
 
 class DeviceError(Exception):
     """A device did not answer as expected; names the device and the operation."""

@@ -15,6 +15,8 @@ this table never repeats them.
 
 from __future__ import annotations
 
+from kit.workflow import STEP_LABELS
+
 LANGS = ("id", "en")
 
 # key: (Bahasa Indonesia, English). Keep the Indonesian short: it is the longer one.
@@ -119,12 +121,8 @@ TEXT: dict[str, tuple[str, str]] = {
     # recording header
     "rec.pause": ("Jeda", "Pause"),
     "rec.step": ("Langkah {n}/6", "Step {n}/6"),
-    "step.photo": ("Foto wajah", "Face photo"),
-    "step.photo_approval": ("Persetujuan foto", "Photo approval"),
-    "step.fingerprints": ("Sidik jari", "Fingerprints"),
-    "step.signature": ("Tanda tangan", "Signature"),
-    "step.witness": ("Saksi", "Witness"),
-    "step.review": ("Periksa & segel", "Review & seal"),
+    # the steps' names are the workflow's own (kit.workflow.STEP_LABELS)
+    **{f"step.{step.value}": pair for step, pair in STEP_LABELS.items()},
     # photo
     "photo.hint_ok": ("Wajah pas. Tekan Ambil foto", "Face fits. Press Take photo"),
     "photo.capture": ("Ambil foto", "Take photo"),
