@@ -124,6 +124,10 @@ class VisitController:
         self.last_outcome: Outcome | None = None
         self._status_store: Store | None = None
         self._alive_at = 0.0  # the kiosk's last heartbeat for the agent (kit.selftest)
+        # Set by the kiosk's main loop each time it draws the status bar; None where no UI
+        # drives this controller. A heartbeat is written only while the main loop runs, so
+        # a frozen screen is not reported as a kiosk that will answer.
+        self.ui_alive_at: float | None = None
         self._selftest_seen = ""  # the office self-test request the kiosk last took up
 
     def close(self) -> None:
@@ -495,7 +499,8 @@ class VisitController:
             self._status_store = Store.open(self.config.store_path, create=False, check=False)
         store = self._status_store
         now = self.clock()
-        if abs(now - self._alive_at) >= 60.0:
+        drawing = self.ui_alive_at is None or abs(now - self.ui_alive_at) < 30.0
+        if drawing and abs(now - self._alive_at) >= 60.0:
             store.set_status(KIOSK_ALIVE_KEY, {"at": now})
             self._alive_at = now
         request = store.status(REQUEST_KEY, {})

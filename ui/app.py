@@ -418,6 +418,7 @@ class KioskApp(App):
             self._stop_status.wait(STATUS_INTERVAL_S)
 
     def _show_status(self, snap: Any) -> None:
+        self.kiosk.ui_alive_at = self.kiosk.clock()  # the main loop runs: heartbeat allowed
         self.status_bar.show(snap, self.lang)
         if snap.remote_lock and not self.kiosk.session.locked:
             self.lock()

@@ -278,7 +278,7 @@ def test_the_office_selftest_includes_the_kiosks_devices(kit_on_rig: KitOnRig) -
     from kit.agent.service import Agent
     from kit.agent.settings import load_agent_config
     from kit.devices import KitDevices
-    from kit.selftest import ANSWER_KEY
+    from kit.selftest import ANSWER_KEY, KIOSK_ALIVE_KEY
     from kit.visit import VisitController
 
     config = kit_on_rig.config
@@ -293,6 +293,10 @@ def test_the_office_selftest_includes_the_kiosks_devices(kit_on_rig: KitOnRig) -
         assert checks["fingerprint"]["status"] == "skip"
         assert "kiosk not running" in checks["fingerprint"]["value"]
 
+        kiosk.ui_alive_at = time.time() - 100  # a kiosk whose main loop froze
+        kiosk.tick()
+        assert agent.store.status(KIOSK_ALIVE_KEY) is None, "a frozen screen sent a heartbeat"
+        kiosk.ui_alive_at = time.time()  # drawing again
         kiosk.tick()  # the heartbeat
         agent._start_selftest("cmd-with-kiosk")
         assert agent._selftest_pending is not None, "the agent answered without the kiosk"
