@@ -9,7 +9,10 @@ through a stable link (``DIR/fingerprint``) exactly as it would open
 * one slave fd stays open in the emulator, otherwise reading the master
   returns EIO whenever the application has the port closed;
 * a pty has no baud rate, so writes are paced at 10 bits per byte
-  (start + 8 data + stop) for the configured baud.
+  (start + 8 data + stop) for the configured baud, on a line clock: a write
+  made while earlier bytes are still on the line follows them back to back,
+  as a UART's transmit FIFO streams whatever the device queued (see
+  :meth:`EmulatedPort.write`).
 
 >>> port = EmulatedPort(baud=57600)
 >>> port.path.startswith("/dev/pts/")
@@ -26,9 +29,27 @@ import termios
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 BITS_PER_BYTE = 10  # 8N1: one start bit, eight data bits, one stop bit
+SLICE_SECONDS = 0.005  # paced writes go into the pty in slices of about this much line time
+
+
+class Slice(NamedTuple):
+    """One piece of a paced write as it went into the pty: the port's own schedule.
+
+    ``written_at`` is the port's clock just before the piece went in (the
+    earliest its bytes can reach the application); ``starts_at`` is when its
+    first byte starts on the line and ``ends_at`` when its last stop bit ends,
+    for the port's baud. Unpaced (baud 0), all three are the same moment.
+    """
+
+    written_at: float
+    starts_at: float
+    ends_at: float
+    size: int
 
 
 class PortUnplugged(OSError):
@@ -39,12 +60,22 @@ class EmulatedPort:
     """The device end of a pseudo-terminal, optionally linked to ``link``.
 
     ``baud`` paces writes; 0 writes as fast as the pty takes them.
+    ``clock`` and ``sleep`` are what the pacing reads and waits with (a test
+    may give a simulated clock, to check the schedule without timing it);
+    ``trace``, if set, is called with each :class:`Slice` written.
     """
 
-    def __init__(self, link: str | Path | None = None, baud: int = 0) -> None:
+    def __init__(self, link: str | Path | None = None, baud: int = 0, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.link = Path(link) if link else None
         self.baud = baud
+        self.clock = clock
+        self.sleep = sleep
+        self.trace: Callable[[Slice], None] | None = None
         self._lock = threading.Lock()
+        self._line_lock = threading.Lock()
+        self._line_free_at = 0.0  # when the last byte written so far leaves the line
         self._master = -1
         self._slave = -1
         self.path = ""
@@ -57,6 +88,7 @@ class EmulatedPort:
         tty.setraw(master, termios.TCSANOW)
         self._master, self._slave = master, slave
         self.path = os.ttyname(slave)
+        self._line_free_at = 0.0  # a new cable: nothing of the old one is on its line
         if self.link is not None:
             tmp = self.link.with_name(self.link.name + ".new")
             with contextlib.suppress(FileNotFoundError):
@@ -109,8 +141,38 @@ class EmulatedPort:
         except OSError as exc:  # closed under us by unplug()
             raise PortUnplugged(str(exc)) from exc
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, queued: bool = False) -> None:
         """Send ``data`` to the application, paced at the line rate.
+
+        The port keeps a line clock, as a UART's transmit FIFO does: a write
+        made while earlier bytes are still on the line starts right after
+        them, back to back, not when it is called. A device that sends one
+        reply as many writes (the ZFM's image: 288 data packets, each framed
+        in Python between two writes) thus streams them without gaps, as the
+        real module's UART sends its buffer; before the line clock, each write
+        paced from its own start and the framing work in between left ~0.4 ms
+        of idle line per packet (3 % on an image download). The framing now
+        overlaps the last slice still on the line. If the device is late (its
+        next write comes after the line went idle) the line idles, as a real
+        one would.
+
+        ``queued=True`` says the bytes were already in the device's transmit
+        buffer behind the previous write (the rest of one reply, such as the
+        ZFM's image data packets after their ack): they start on the line when
+        the previous write's last byte has left it even if this call comes
+        later, because then it is the emulator's thread that was late (a loaded
+        host), not the device. The slices then go into the pty as soon as they
+        can, catching up on the schedule, still never before it. Never pass it
+        for a reply to something the application sent: that reply cannot start
+        before the device had the request.
+
+        Slices of ~5 ms go into the pty when their first byte starts on the
+        line, never sooner (at most one slice ahead of a real 8N1 UART's last
+        byte, the granularity the pacing always had), on a schedule absolute
+        from the first byte of an unbroken stream, so it does not drift. A
+        write returns once its last slice is in the pty, up to one slice
+        before that slice has left the line (a FIFO hands the CPU back early
+        too); the next write waits its turn on the line clock.
 
         The whole write goes to the pty that was plugged in when it began: if
         the cable is pulled (and even plugged back) meanwhile, the rest is lost
@@ -120,20 +182,26 @@ class EmulatedPort:
         if fd < 0:
             raise PortUnplugged("port is unplugged")
         if self.baud <= 0:
+            if self.trace is not None:
+                now = self.clock()
+                self.trace(Slice(now, now, now, len(data)))
             self._write_all(fd, data)
             return
-        # Pace in slices of ~5 ms so the average rate is right without one
-        # sleep per byte; the deadline is absolute so errors do not accumulate.
         per_byte = BITS_PER_BYTE / self.baud
-        chunk = max(1, int(0.005 / per_byte))
-        start = time.monotonic()
+        chunk = max(1, int(SLICE_SECONDS / per_byte))
+        with self._line_lock:  # reserve the line: the next write queues behind this one
+            now, free_at = self.clock(), self._line_free_at
+            start = free_at if queued and free_at else max(now, free_at)
+            self._line_free_at = start + len(data) * per_byte
         for offset in range(0, len(data), chunk):
             piece = data[offset : offset + chunk]
-            self._write_all(fd, piece)
-            due = start + (offset + len(piece)) * per_byte
-            delay = due - time.monotonic()
+            due = start + offset * per_byte  # the piece's first byte starts on the line
+            delay = due - self.clock()
             if delay > 0:
-                time.sleep(delay)
+                self.sleep(delay)
+            if self.trace is not None:
+                self.trace(Slice(self.clock(), due, due + len(piece) * per_byte, len(piece)))
+            self._write_all(fd, piece)
 
     def _write_all(self, fd: int, data: bytes) -> None:
         view = memoryview(data)

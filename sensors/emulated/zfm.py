@@ -18,7 +18,8 @@ twin answers it byte for byte:
   survive a restart of the emulator. A new baud rate, as on the real module,
   takes effect at the next power-up (the ``power-cycle`` control).
 * **Line rate**: replies are paced at 10 bits per byte for the sensor's baud
-  rate, and the sensor only understands a host whose port is set to the same
+  rate, packets of one reply back to back with no idle line between them
+  (the port's line clock), and the sensor only understands a host whose port is set to the same
   rate (it reads the rate the host set on the pty): a host at the wrong rate
   hears nothing, as with a real UART.
 * **Images**: 256 x 288 pixels, sent as 4-bit data packets (two pixels a
@@ -740,8 +741,12 @@ class ZfmEmulator:
             time.sleep(seconds * self.work_scale)
 
     # -- replies ------------------------------------------------------------------------------
-    def _send(self, pid: int, payload: bytes) -> bool:
-        """Send one packet with whatever fault is armed; False if the line went away."""
+    def _send(self, pid: int, payload: bytes, *, queued: bool = False) -> bool:
+        """Send one packet with whatever fault is armed; False if the line went away.
+
+        ``queued``: the packet continues the reply before it on the line, back to
+        back (see :meth:`EmulatedPort.write`).
+        """
         with self._lock:
             packet = encode_packet(self.flash.address, pid, payload)
             if self._noise_next:
@@ -759,7 +764,7 @@ class ZfmEmulator:
         if port is None or self._stop.is_set() or time.monotonic() < self._stalled_until:
             return False
         try:
-            port.write(packet)
+            port.write(packet, queued=queued)
         except PortUnplugged:
             return False
         return True
@@ -768,13 +773,25 @@ class ZfmEmulator:
         return self._send(PID_ACK, bytes([code]) + extra)
 
     def _send_data(self, data: bytes) -> None:
-        """Data packets of the configured size, the last one marked end of data."""
+        """Data packets of the configured size, the last one marked end of data.
+
+        One :meth:`_send` (one port write) per packet, so every packet is a
+        reply packet of its own: a fault armed mid-transfer (noise, corrupt
+        checksum, truncate) hits exactly the next packet framed, and a power
+        cycle, stop, stall or unplug ends the transfer between two packets (an
+        unplug also within one). On the line they still follow each other back
+        to back, as a real module's UART streams its image buffer: each write is
+        queued behind the bytes still on the line (the port's line clock,
+        :meth:`EmulatedPort.write` with ``queued``), so framing the next packet,
+        or this thread being late on a loaded host, costs no idle line time.
+        """
         size = PACKET_SIZES[self.flash.packet_code]
         generation = self._generation
         for offset in range(0, len(data), size):
             last = offset + size >= len(data)
             if generation != self._generation or not self._send(
-                    PID_END if last else PID_DATA, data[offset : offset + size]):
+                    PID_END if last else PID_DATA, data[offset : offset + size],
+                    queued=True):
                 log.info("transfer abandoned after %d of %d bytes", offset, len(data))
                 return
 

@@ -3,7 +3,9 @@
 ``python -m tests.bench.bench_fingerprint``. The emulated ZFM sensor sends
 the image exactly as a real one does (4-bit pixels in 128-byte data
 packets, 40,044 bytes with the ack) paced at the line rate, so the floor is
-the UART limit: 10 bits per byte at 57600 or 115200 baud. The baseline,
+the UART limit: 10 bits per byte at 57600 or 115200 baud. Its packets follow
+each other on the line back to back, as a real module's do (the emulated
+port's line clock, :meth:`sensors.emulated.port.EmulatedPort.write`). The baseline,
 measured in the same run, is a bare pyserial read of the same download
 (command out, 40,044 bytes in, no parsing): what the pty and the
 emulator's pacing cost. The driver's figure is the whole
@@ -26,13 +28,16 @@ The emulated sensor runs in a process of its own, as a real sensor is a chip of 
 own: in the bench's process its pacing thread and the driver's per-byte parsing
 would take turns on one interpreter lock, and the sensor would seem to send slower
 while the driver reads (``--same-process`` shows that). ``--baud 115200`` measures
-one rate only.
+one rate only. The load average is printed before and after: on a loaded
+machine (2 cores, an image build running) the figures are noisy, and the
+emulator's thread may be late onto the line; compare runs made at low load.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -141,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     where_runs = "the bench's process" if args.same_process else "a process of its own"
     print(f"image download: {wire_bytes(128)} bytes on the wire (128-byte packets), "
           f"median of {ROUNDS}; the emulated sensor runs in {where_runs}")
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"  {'baud':>7} {'UART limit':>11} {'raw read':>9} {'capture':>8} {'CPU':>6} "
           f"{'capture/limit':>14} {'capture/raw':>12}")
     breakdowns: list[tuple[int, float, dict[str, float]]] = []
@@ -167,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                 breakdowns.append((baud, limit, m))
         finally:
             emulator.stop()
+    print("load average after:  {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     for baud, limit, m in breakdowns:
         rest = m["wall"] - m["download"] - m["unpack"] - m["convert"]
         rows = [
