@@ -42,43 +42,72 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-# The TSS writes every TPM error response to stderr (a wrong PIN among them); the
-# caller turns them into messages of its own.
-os.environ.setdefault("TSS2_LOG", "all+none")
-
-from tpm2_pytss import ESAPI, TCTILdr, TSS2_Exception
-from tpm2_pytss.constants import (
-    ESYS_TR,
-    TPM2_ALG,
-    TPM2_CAP,
-    TPM2_PT,
-    TPM2_RC,
-    TPM2_SE,
-    TPMA_OBJECT,
-    TPMA_PERMANENT,
-    TPMA_SESSION,
-)
-from tpm2_pytss.types import (
-    TPM2B_AUTH,
-    TPM2B_PRIVATE,
-    TPM2B_PUBLIC,
-    TPM2B_SENSITIVE_CREATE,
-    TPM2B_SENSITIVE_DATA,
-    TPMS_SENSITIVE_CREATE,
-    TPMT_PUBLIC,
-    TPMT_SYM_DEF,
-    TPMU_SYM_KEY_BITS,
-    TPMU_SYM_MODE,
-)
+from typing import TYPE_CHECKING
 
 from sync.errors import VaultError
+
+# The TSS writes every TPM error response to stderr (a wrong PIN among them); the
+# caller turns them into messages of its own. Set before tpm2_pytss is imported.
+os.environ.setdefault("TSS2_LOG", "all+none")
+
+if TYPE_CHECKING:
+    from tpm2_pytss import ESAPI, TCTILdr, TSS2_Exception
+    from tpm2_pytss.constants import (
+        ESYS_TR,
+        TPM2_ALG,
+        TPM2_CAP,
+        TPM2_PT,
+        TPM2_RC,
+        TPM2_SE,
+        TPMA_OBJECT,
+        TPMA_PERMANENT,
+        TPMA_SESSION,
+    )
+    from tpm2_pytss.types import (
+        TPM2B_AUTH,
+        TPM2B_PRIVATE,
+        TPM2B_PUBLIC,
+        TPM2B_SENSITIVE_CREATE,
+        TPM2B_SENSITIVE_DATA,
+        TPMS_SENSITIVE_CREATE,
+        TPMT_PUBLIC,
+        TPMT_SYM_DEF,
+        TPMU_SYM_KEY_BITS,
+        TPMU_SYM_MODE,
+    )
+
 
 log = logging.getLogger(__name__)
 
 DEVICE = Path("/dev/tpmrm0")
 BLOB_MAGIC = b"JITPM1"
 PRIMARY_TEMPLATE = "ecc256:aes128cfb"  # the storage primary: fast to re-create, never stored
+
+
+def _load_tss() -> None:
+    """Import tpm2_pytss (and with it cffi, cryptography and the TSS libraries: about
+    20 MiB resident) on the first TPM operation, not when this module is imported.
+
+    :mod:`kit.vault`, :mod:`kit.keyring` and :mod:`kit.provision` import this module on
+    every kit, and the kiosk and the agent both import those; a kit without a TPM (or a
+    kiosk before the first PIN) never needs the TSS (issue 15: resident memory). The
+    names land in this module's globals, where the code below has always found them.
+    """
+    if "ESAPI" in globals():
+        return
+    import tpm2_pytss
+    from tpm2_pytss import constants, types
+
+    names = {"ESAPI": tpm2_pytss.ESAPI, "TCTILdr": tpm2_pytss.TCTILdr,
+             "TSS2_Exception": tpm2_pytss.TSS2_Exception}
+    for name in ("ESYS_TR", "TPM2_ALG", "TPM2_CAP", "TPM2_PT", "TPM2_RC", "TPM2_SE",
+                 "TPMA_OBJECT", "TPMA_PERMANENT", "TPMA_SESSION"):
+        names[name] = getattr(constants, name)
+    for name in ("TPM2B_AUTH", "TPM2B_PRIVATE", "TPM2B_PUBLIC", "TPM2B_SENSITIVE_CREATE",
+                 "TPM2B_SENSITIVE_DATA", "TPMS_SENSITIVE_CREATE", "TPMT_PUBLIC",
+                 "TPMT_SYM_DEF", "TPMU_SYM_KEY_BITS", "TPMU_SYM_MODE"):
+        names[name] = getattr(types, name)
+    globals().update(names)
 
 
 @dataclass(frozen=True)
@@ -130,6 +159,7 @@ class Tpm:
     def __init__(self, tcti: str) -> None:
         self.tcti = tcti
         name, _, conf = tcti.partition(":")
+        _load_tss()
         try:
             self._ctx = ESAPI(TCTILdr(name, conf or None))
         except (TSS2_Exception, RuntimeError) as exc:
@@ -280,6 +310,7 @@ class Tpm:
 
 
 def _split_blob(blob: bytes) -> tuple[TPM2B_PUBLIC, TPM2B_PRIVATE]:
+    _load_tss()
     try:
         if not blob.startswith(BLOB_MAGIC):
             raise ValueError("magic")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from sensors import Quality
@@ -60,6 +59,10 @@ def measure(pixels: np.ndarray) -> ImageMeasures:
     """Coverage, ridge clarity and contrast of a grey fingerprint image."""
     if pixels.ndim != 2 or min(pixels.shape) < _BLOCK:
         raise ValueError("a fingerprint image is a 2-D grey array at least 16 x 16")
+    # OpenCV here, not at the top: kit.workflow imports this module for QUALITY_THRESHOLD
+    # alone, and the agent and the kiosk's first screens should not carry OpenCV for it.
+    import cv2
+
     grey = pixels.astype(np.float32)
     ridges = grey - cv2.GaussianBlur(grey, (0, 0), 4.0)
     gx = cv2.Sobel(ridges, cv2.CV_32F, 1, 0, ksize=3)

@@ -20,23 +20,28 @@ import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sensors.battery import Battery, Ina219Battery, SMBusLike, SysfsBattery
-from sensors.camera import Camera, OpenCvCamera, Picamera2Camera
 from sensors.errors import DeviceError
-from sensors.fingerprint import ZfmFingerprintSensor
-from sensors.gnss import NmeaGnss
-from sensors.gpio import Buzzer, CaptureButton, KitGpio, StatusLed
-from sensors.modem import AtModem
-from sensors.settings import (
-    BatterySection,
-    CameraSection,
-    FingerprintSection,
-    GnssSection,
-    GpioSection,
-    ModemSection,
-)
+
+# Each driver is imported by the function that opens it, not here: the agent opens the
+# GNSS, the modem and the battery and never the fingerprint sensor (pyfingerprint, PIL)
+# or the GPIO (gpiozero), and the kiosk the other way round (issue 15: resident memory).
+if TYPE_CHECKING:
+    from sensors.battery import Battery, SMBusLike
+    from sensors.camera import Camera
+    from sensors.fingerprint import ZfmFingerprintSensor
+    from sensors.gnss import NmeaGnss
+    from sensors.gpio import KitGpio
+    from sensors.modem import AtModem
+    from sensors.settings import (
+        BatterySection,
+        CameraSection,
+        FingerprintSection,
+        GnssSection,
+        GpioSection,
+        ModemSection,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,8 @@ def _disabled(device: str, key: str) -> DeviceError:
 
 def open_camera(section: CameraSection, *, emulator: Any = None) -> Camera:
     """The camera ``devices.camera`` names (not yet started)."""
+    from sensors.camera import OpenCvCamera, Picamera2Camera
+
     if section.kind == "picamera2":
         return Picamera2Camera(section.width, section.height)
     if section.kind == "opencv":
@@ -71,6 +78,8 @@ def open_fingerprint(section: FingerprintSection, *, runtime_dir: str | Path | N
     ``port = "emulated"`` starts the emulated twin in ``runtime_dir`` (its
     template library is kept there).
     """
+    from sensors.fingerprint import ZfmFingerprintSensor
+
     if not section.enabled:
         raise _disabled("fingerprint", "devices.fingerprint.enabled")
     common: dict[str, Any] = {"address": section.address, "password": section.password,
@@ -85,6 +94,8 @@ def open_fingerprint(section: FingerprintSection, *, runtime_dir: str | Path | N
 
 def open_gnss(section: GnssSection) -> NmeaGnss:
     """The GNSS receiver ``[devices.gnss]`` names (not yet started)."""
+    from sensors.gnss import NmeaGnss
+
     if not section.enabled:
         raise _disabled("gnss", "devices.gnss.enabled")
     return NmeaGnss(section.port, section.baud)
@@ -92,6 +103,8 @@ def open_gnss(section: GnssSection) -> NmeaGnss:
 
 def open_modem(section: ModemSection) -> AtModem:
     """The LTE modem's AT port ``[devices.modem]`` names (opened on the first command)."""
+    from sensors.modem import AtModem
+
     if not section.enabled:
         raise _disabled("modem", "devices.modem.enabled")
     return AtModem(section.port, section.baud)
@@ -104,6 +117,8 @@ def open_battery(section: BatterySection, *,
     ``emulated`` is the INA219 driver on an emulated UPS HAT (2 cells unless
     ``cells`` says otherwise), so the real driver code runs.
     """
+    from sensors.battery import Ina219Battery, SysfsBattery
+
     if section.kind == "none":
         return None
     if section.kind == "sysfs":
@@ -132,6 +147,8 @@ def open_gpio(section: GpioSection, *,
     opened (the ones already open are closed again), so the caller can log
     the reason, show it to a technician, and carry on without GPIO.
     """
+    from sensors.gpio import Buzzer, CaptureButton, KitGpio, StatusLed
+
     opened: list[Any] = []
     try:
         button = CaptureButton(section.capture_button, repeat_guard=section.repeat_guard_s,

@@ -35,6 +35,48 @@ IDLE_CHECK_S = 2.0
 DIAGONAL_MM = 7 * 25.4  # both official displays are 7-inch panels
 RECORDING_SCREENS = ("photo", "photo_approval", "fingerprints", "signature", "witness",
                      "review")
+# Every screen: its name, and the module (ui.screens.*) and class that make it.
+SCREENS = {
+    "login": ("login", "LoginScreen"), "home": ("home", "HomeScreen"),
+    "target": ("target", "TargetScreen"), "not_recorded": ("not_recorded", "NotRecordedScreen"),
+    "photo": ("photo", "PhotoScreen"), "photo_approval": ("photo_approval", "PhotoApprovalScreen"),
+    "fingerprints": ("fingerprints", "FingerprintsScreen"),
+    "signature": ("signature", "SignatureScreen"), "witness": ("witness", "WitnessScreen"),
+    "review": ("review", "ReviewScreen"), "sealed": ("sealed", "SealedScreen"),
+    "paused": ("paused", "PausedScreen"), "technician": ("technician", "TechnicianScreen"),
+    "set_pin": ("set_pin", "SetPinScreen"),
+}
+
+
+class LazyScreens(ScreenManager):
+    """A ScreenManager that builds each screen (imports its module, loads its kv rule,
+    makes its widgets) the first time it is asked for, not at start.
+
+    Most visits open a few of the fourteen screens, and some screens' modules bring OpenCV
+    (photo approval, fingerprints): built eagerly they held memory the officer had not
+    used yet (issue 15: kiosk plus agent within 250 MB). Everything asks through
+    :meth:`get_screen` -- ``current = name`` too (Kivy's ``on_current``) -- so a screen
+    is there whenever anyone looks for it.
+    """
+
+    def __init__(self, factories: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+        self._unbuilt = dict(factories)
+        super().__init__(**kwargs)
+
+    def get_screen(self, name: str) -> Any:
+        spec = self._unbuilt.pop(name, None)
+        if spec is not None:
+            import importlib
+
+            module, cls = spec
+            screen = getattr(importlib.import_module(f"ui.screens.{module}"), cls)()
+            if screen.name != name:
+                raise RuntimeError(f"ui.screens.{module}.{cls} is named {screen.name!r}")
+            self.add_widget(screen)
+        return super().get_screen(name)
+
+    def has_screen(self, name: str) -> bool:
+        return name in self._unbuilt or super().has_screen(name)
 
 
 class KioskApp(App):
@@ -67,22 +109,6 @@ class KioskApp(App):
 
     # -- building ---------------------------------------------------------------------------
     def build(self) -> Any:
-        from ui.screens import (
-            fingerprints,
-            home,
-            login,
-            not_recorded,
-            paused,
-            photo,
-            photo_approval,
-            review,
-            sealed,
-            set_pin,
-            signature,
-            target,
-            technician,
-            witness,
-        )
         from ui.widgets import StatusBar
 
         self._resize(Window, Window.size)
@@ -97,15 +123,8 @@ class KioskApp(App):
         root = BoxLayout(orientation="vertical")
         self.status_bar = StatusBar()
         root.add_widget(self.status_bar)
-        self.screens = ScreenManager(transition=NoTransition())
-        for screen in (login.LoginScreen(), home.HomeScreen(), target.TargetScreen(),
-                       not_recorded.NotRecordedScreen(), photo.PhotoScreen(),
-                       photo_approval.PhotoApprovalScreen(),
-                       fingerprints.FingerprintsScreen(), signature.SignatureScreen(),
-                       witness.WitnessScreen(), review.ReviewScreen(), sealed.SealedScreen(),
-                       paused.PausedScreen(), technician.TechnicianScreen(),
-                       set_pin.SetPinScreen()):
-            self.screens.add_widget(screen)
+        self.screens = LazyScreens(SCREENS, transition=NoTransition())
+        self.screens.get_screen("login")  # the first screen, and the current one
         self.screens.bind(current=self._screen_changed)
         root.add_widget(self.screens)
         Window.bind(on_touch_down=self._touched)

@@ -52,7 +52,9 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib.util
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -131,18 +133,29 @@ class EmulatedFrame:
     rgb: np.ndarray
 
 
+def _skimage_picture(name: str) -> np.ndarray:
+    """One of the public test pictures scikit-image ships, read from its package folder.
+
+    Not through ``skimage.data``: importing it brings SciPy, imageio and about 180 modules
+    (~26 MiB resident), which a kit's kiosk, whose camera is real, never carries; the bench
+    of the kiosk's memory would count them. The pixels are the same (RGB, 8 bit)."""
+    spec = importlib.util.find_spec("skimage")  # finds the package without running it
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        bgr = cv2.imread(os.path.join(folder, "data", f"{name}.png"), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    raise FileNotFoundError(f"scikit-image's test picture {name}.png is not installed")
+
+
 @functools.cache
 def _astronaut() -> np.ndarray:
-    from skimage import data
-
-    return np.ascontiguousarray(data.astronaut()[..., :3])
+    return _skimage_picture("astronaut")
 
 
 @functools.cache
 def _coffee() -> np.ndarray:
-    from skimage import data
-
-    return np.ascontiguousarray(data.coffee()[..., :3])
+    return _skimage_picture("coffee")
 
 
 @functools.cache

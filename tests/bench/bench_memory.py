@@ -14,6 +14,27 @@ mappings (libLLVM, libgallium, the DRI/swrast driver, libGLX_mesa, libglapi) are
 counted apart, so the figure "without the GL driver" is the one to hold against the
 target. The rest is broken down by mapping: Python's heap and anonymous memory, the
 shared libraries of OpenCV, numpy, Kivy/SDL and the others.
+
+Two things in the kiosk process belong to the rig, not to the kit, and hide in its
+anonymous memory (Python's objects and code): the emulated camera's test picture
+(``skimage.data``, which brings SciPy, imageio, tifffile and numpy's f2py/testing) and
+the test pilot's pytest (``tests.ui.scenarios`` imports ``tests.conftest``). Their cost
+is measured apart, in a fresh interpreter that first loads what the kiosk loads anyway
+(numpy, OpenCV, Kivy, the kit's modules), and printed as an estimate; it is not taken
+off the measured figures.
+
+The sum of the two RSS figures counts twice every page of a file both processes map
+(the interpreter, libpython, numpy, libcrypto...): the same page cache pages. Run as
+root, the bench also reads both ``/proc/PID/pagemap`` at the peak and prints the
+physical memory the two hold together, each page frame once, outside the GL driver's
+mappings; the RSS sum stays the headline figure.
+
+What is left of the kiosk's anonymous memory (about 145 MiB, issue 15, Dec 2026): some
+70 MiB of Python objects and code (tracemalloc: some 1100 modules' code and dicts, the
+Kivy widgets of the screens built so far, the emulated camera's frames), the rest native
+heap (glibc's arenas hold little free memory -- MALLOC_ARENA_MAX=2 saved about
+1 MiB -- the rest is Mesa/llvmpipe's buffers, SDL, Kivy's textures, OpenCV; fewer
+llvmpipe threads, LP_NUM_THREADS=0, changed nothing measurable).
 """
 
 from __future__ import annotations
@@ -31,6 +52,7 @@ from collections import Counter
 from pathlib import Path
 
 TARGET_MIB = 250e6 / 2**20  # 238.4 MiB
+PAGE = os.sysconf("SC_PAGE_SIZE")
 ROUNDS = 3
 
 # A mapping's group, by its path; the first that matches.
@@ -72,6 +94,30 @@ def smaps(pid: int) -> Counter[str] | None:
     return out
 
 
+def frames(pid: int) -> set[int] | None:
+    """The physical page frames ``pid`` has resident outside the GL driver's mappings
+    (``/proc/PID/pagemap``, root only: without CAP_SYS_ADMIN the kernel hides the frame
+    numbers, and this is None)."""
+    import numpy as np
+
+    found: list[np.ndarray] = []
+    try:
+        with open(f"/proc/{pid}/maps", encoding="ascii") as maps, \
+                open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+            for line in maps:
+                if line.rstrip().endswith("[vsyscall]") or GL_DRIVER.search(line):
+                    continue
+                start, end = (int(v, 16) for v in line.split(None, 1)[0].split("-"))
+                pagemap.seek(start // PAGE * 8)
+                entries = np.frombuffer(pagemap.read((end - start) // PAGE * 8), "<u8")
+                present = entries[(entries >> np.uint64(63)) == 1]
+                found.append(present & np.uint64((1 << 55) - 1))
+    except OSError:
+        return None
+    pfns = set(np.unique(np.concatenate(found)).tolist()) if found else set()
+    return pfns if any(pfns) else None
+
+
 def children(parent: int) -> list[int]:
     """Every process descended from ``parent``."""
     kids: dict[int, list[int]] = {}
@@ -95,11 +141,13 @@ def cmdline(pid: int) -> str:
     return ""
 
 
-def one_round(display: str) -> tuple[Counter[str], Counter[str], float, float]:
+def one_round(display: str) -> tuple[Counter[str], Counter[str], float, float, float]:
     """(kiosk groups, agent groups) at the moment both together peaked, in KiB, the
     kiosk's own VmRSS figure from inside the scenario (MiB), and the peak (MiB) of a
     second agent started without the command line (``run_agent`` itself: what the
-    agent costs without every subcommand's imports that ``jaranijo`` registers)."""
+    agent costs without every subcommand's imports that ``jaranijo`` registers), and at
+    the peak the MiB of physical memory the two hold together, each page once (NaN where
+    the frame numbers are hidden)."""
     import tests.conftest as shared
     from tests.ui import conftest as ui
 
@@ -117,11 +165,12 @@ def one_round(display: str) -> tuple[Counter[str], Counter[str], float, float]:
             cwd=ui.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=dict(os.environ, GPIOZERO_PIN_FACTORY="mock"))
         best: tuple[int, Counter[str], Counter[str]] = (0, Counter(), Counter())
+        union = float("nan")
         bare_peak = 0
         stop = threading.Event()
 
         def sample() -> None:
-            nonlocal best, bare_peak
+            nonlocal best, bare_peak, union
             me = os.getpid()
             while not stop.wait(0.5):
                 b = smaps(bare.pid)
@@ -137,6 +186,9 @@ def one_round(display: str) -> tuple[Counter[str], Counter[str], float, float]:
                 total = sum(k.values()) + sum(a.values())
                 if total > best[0]:
                     best = (total, k, a)
+                    kf, af = frames(kiosk), frames(agent.pid)
+                    union = (len(kf | af) * PAGE / 2**20 if kf is not None and af is not None
+                             else float("nan"))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -156,7 +208,42 @@ def one_round(display: str) -> tuple[Counter[str], Counter[str], float, float]:
         if agent.returncode not in (0, -15):
             tail = (root / "agent.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the agent exited with {agent.returncode}:\n{tail}")
-    return best[1], best[2], float(out["rss_mib"]), mib(bare_peak)
+    return best[1], best[2], float(out["rss_mib"]), mib(bare_peak), union
+
+
+# Run in a fresh interpreter: RSS (KiB) before and after the rig's own parts, with what the
+# kiosk loads on a kit anyway loaded first so that only the rig's share is counted.
+RIG_SHARE = """
+import json, os
+os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+def rss():
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+import numpy, cv2, kivy.uix.screenmanager
+import ui.launch, kit.devices, kit.visit, sensors.photo_quality, sensors.emulated.camera
+out = {}
+before = rss()
+sensors.emulated.camera._astronaut()
+out["camera"] = rss() - before
+before = rss()
+import tests.conftest
+out["pilot"] = rss() - before
+print(json.dumps(out))
+"""
+
+
+def rig_share() -> dict[str, float]:
+    """MiB the kiosk process holds for the rig, not the kit: ``camera`` (the emulated
+    camera's test picture: skimage, SciPy, imageio) and ``pilot`` (pytest, imported by
+    the test scenarios). An estimate from a fresh interpreter (see the docstring)."""
+    import json
+
+    from tests.ui import conftest as ui
+
+    out = subprocess.run([sys.executable, "-c", RIG_SHARE], cwd=ui.ROOT, check=True,
+                         capture_output=True, text=True,
+                         env=dict(os.environ, KIVY_NO_ARGS="1", KIVY_NO_FILELOG="1")).stdout
+    return {k: mib(v) for k, v in json.loads(out.splitlines()[-1]).items()}
 
 
 def mib(kib: float) -> float:
@@ -178,7 +265,7 @@ def main() -> None:
             next(display_gen)
 
     def med(pick: object) -> float:
-        return statistics.median(pick(k, a) for k, a, _, _ in rounds)  # type: ignore[operator]
+        return statistics.median(pick(k, a) for k, a, *_ in rounds)  # type: ignore[operator]
 
     gl = GROUPS[0][0]
     kiosk = med(lambda k, a: mib(sum(k.values())))
@@ -197,6 +284,14 @@ def main() -> None:
     print(f"  both  {both:7.1f} MiB   ({both / TARGET_MIB:.2f}x the target)")
     print(f"  both without the GL driver's mappings {both_no_gl:7.1f} MiB   "
           f"({both_no_gl / TARGET_MIB:.2f}x the target {TARGET_MIB:.1f} MiB)")
+    rig = rig_share()
+    print(f"  of the kiosk, the rig's (estimate, not taken off): emulated camera's test "
+          f"picture {rig['camera']:.1f} MiB, the test pilot's pytest {rig['pilot']:.1f} MiB; "
+          f"both without GL and without these "
+          f"{both_no_gl - rig['camera'] - rig['pilot']:7.1f} MiB")
+    once = statistics.median(r[4] for r in rounds)
+    print(f"  both without the GL driver, each physical page once (pagemap: python, numpy, "
+          f"libcrypto... that both map count once, not twice) {once:7.1f} MiB")
     names = [name for name, _ in GROUPS] + ["other libraries",
                                             "anonymous (heap, Python objects)"]
     print(f"  by mapping (MiB)          {'kiosk':>8} {'agent':>8}")
