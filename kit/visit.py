@@ -129,6 +129,8 @@ class VisitController:
         # a frozen screen is not reported as a kiosk that will answer.
         self.ui_alive_at: float | None = None
         self._selftest_seen = ""  # the office self-test request the kiosk last took up
+        self._ui_state = ""  # the screen shown, for the agent's telemetry (set_ui_state)
+        self._ui_state_written = ""
 
     def close(self) -> None:
         if self.session.officer is not None:
@@ -500,6 +502,10 @@ class VisitController:
         store = self._status_store
         now = self.clock()
         drawing = self.ui_alive_at is None or abs(now - self.ui_alive_at) < 30.0
+        state = self._ui_state
+        if state and state != self._ui_state_written:
+            store.set_status("ui_state", state)
+            self._ui_state_written = state
         if drawing and abs(now - self._alive_at) >= 60.0:
             store.set_status(KIOSK_ALIVE_KEY, {"at": now})
             self._alive_at = now
@@ -531,9 +537,12 @@ class VisitController:
             log.exception("office self-test %s: the kiosk's part failed", request_id)
 
     def set_ui_state(self, state: str) -> None:
-        """Tell the agent which screen is up (it reports it in telemetry; no personal data)."""
-        if self._status_store is not None:
-            self._status_store.set_status("ui_state", state[:32])
+        """Tell the agent which screen is up (it reports it in telemetry; no personal data).
+
+        Kept here and written by :meth:`tick` on the status thread's own connection: the
+        screen's thread never waits on the database, and a screen shown before the status
+        thread opened its connection (the first one) is not lost."""
+        self._ui_state = state[:32]
 
     def self_test(self, lang: str) -> list[tuple[bool, str]]:
         """Pre-flight checks plus the store's integrity, as (ok, message) lines."""

@@ -126,6 +126,7 @@ class KioskApp(App):
         self.screens = LazyScreens(SCREENS, transition=NoTransition())
         self.screens.get_screen("login")  # the first screen, and the current one
         self.screens.bind(current=self._screen_changed)
+        self._screen_changed(self.screens, self.screens.current)  # the first one is news too
         root.add_widget(self.screens)
         Window.bind(on_touch_down=self._touched)
         if self.gpio is not None:
@@ -198,16 +199,9 @@ class KioskApp(App):
         return self.screens.get_screen(name)
 
     def _screen_changed(self, _manager: Any, name: str) -> None:
-        state = f"screen:{name}"
-        threading.Thread(target=self._tell_agent, args=(state,), daemon=True).start()
+        self.kiosk.set_ui_state(f"screen:{name}")  # written by the status thread's tick
         if self.gpio is not None and name in ("home", "login"):
             self.gpio.led.show("idle")
-
-    def _tell_agent(self, state: str) -> None:
-        try:
-            self.kiosk.set_ui_state(state)
-        except Exception:  # telemetry must never disturb the officer
-            log.debug("ui_state not written", exc_info=True)
 
     def after_login(self) -> None:
         if self.kiosk.must_set_pin:  # first login with an enrolment code: a PIN first

@@ -293,15 +293,18 @@ def test_the_office_selftest_includes_the_kiosks_devices(kit_on_rig: KitOnRig) -
         assert checks["fingerprint"]["status"] == "skip"
         assert "kiosk not running" in checks["fingerprint"]["value"]
 
+        kiosk.set_ui_state("screen:login")  # the first screen, before any status was read
+        assert agent.store.status("ui_state") is None, "written from the screen's thread"
         kiosk.ui_alive_at = time.time() - 100  # a kiosk whose main loop froze
         kiosk.tick()
         assert agent.store.status(KIOSK_ALIVE_KEY) is None, "a frozen screen sent a heartbeat"
+        assert agent.store.status("ui_state") == "screen:login", "the first screen was lost"
         kiosk.ui_alive_at = time.time()  # drawing again
         kiosk.tick()  # the heartbeat
         agent._start_selftest("cmd-with-kiosk")
         assert agent._selftest_pending is not None, "the agent answered without the kiosk"
         kiosk.tick()  # sees the request, tests its devices on a thread
-        for _ in range(400):  # the kiosk's thread: a sensor read and a camera frame
+        for _ in range(1200):  # the kiosk's thread: a sensor read and a camera frame
             if agent.store.status(ANSWER_KEY, {}).get("id") == "cmd-with-kiosk":
                 break
             time.sleep(0.05)
