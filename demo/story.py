@@ -216,6 +216,14 @@ class OfficeWeb:
         """Post a form as the browser would (``files``: name -> (filename, bytes, type),
         sent as multipart); the page it lands on after redirects, and its address in
         :attr:`last_url`."""
+        body_bytes, _ctype = self.post_bytes(path, data, files)
+        return body_bytes.decode("utf-8", "replace")
+
+    def post_bytes(self, path: str, data: dict[str, str | list[str]],
+                   files: dict[str, tuple[str, bytes, str]] | None = None
+                   ) -> tuple[bytes, str]:
+        """:meth:`post`, the answer as bytes with its content type (a download: the
+        export's ZIP)."""
         import urllib.error
         import urllib.parse
         import urllib.request
@@ -239,14 +247,68 @@ class OfficeWeb:
             body = urllib.parse.urlencode(fields).encode()
         request = urllib.request.Request(self.url + path, data=body, headers=headers)
         try:
-            with self.opener.open(request, timeout=60) as response:
+            with self.opener.open(request, timeout=120) as response:
                 self.last_url = str(response.geturl())
-                return str(response.read().decode("utf-8"))
+                return bytes(response.read()), str(response.headers.get("Content-Type", ""))
         except urllib.error.HTTPError as refused:  # a form sent back with what to fix
             if refused.code >= 500:
                 raise
             self.last_url = str(refused.geturl())
-            return str(refused.read().decode("utf-8", "replace"))
+            return bytes(refused.read()), str(refused.headers.get("Content-Type", ""))
+
+
+def _fleet_row(web: OfficeWeb) -> tuple[str, str] | None:
+    """The kit's row on the fleet page ``/`` as the demo login gets it: (its presence
+    class, its battery), or None while the row is missing or not yet online with one."""
+    import re
+
+    page = web.get("/")
+    row = re.search(rf'<tr id="kit-{re.escape(KIT_ID)}" class="kit ([a-z]+)"(.*?)</tr>',
+                    page, re.S)
+    if row is None:
+        return None
+    battery = re.search(r'data-field="battery">(\d+) %<', row.group(2))
+    if row.group(1) != "online" or battery is None:
+        return None
+    return row.group(1), battery.group(1)
+
+
+def _fleet_from_the_page(tell: Narrator, web: OfficeWeb) -> None:
+    """Issue 11, Done when: the office page shows the demo kit live. Read off the fleet
+    page over HTTP as staff would open it, not off the database."""
+    presence, battery = _wait(lambda: _fleet_row(web), 30,
+                              f"{KIT_ID} online with its battery on the fleet page")
+    tell.say(f"fleet page {web.url}/ (as {web.username}): {KIT_ID}'s row is on it, "
+             f"{presence}, battery {battery} %")
+
+
+def _folder_export(tell: Narrator, web: OfficeWeb) -> None:
+    """Issue 12, Done when: "exports a worksheet and a folder". The per-resident folder
+    archive from /export/ with no filter, as an operator clicks "Folder per penduduk
+    (ZIP)"; its files counted and every manifest's SHA-256 checked here."""
+    import hashlib
+    import io
+    import zipfile
+
+    data, ctype = web.post_bytes("/export/", {"kind": "zip"})
+    if not ctype.startswith("application/zip"):
+        tell.say(f"folder export from /export/: no archive ({ctype}): "
+                 f"{data[:300].decode('utf-8', 'replace')}")
+        return
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        folders = {n.split("/", 1)[0] for n in names}
+        checked = bad = 0
+        for name in names:
+            if name.endswith("/manifest.json"):
+                folder = name.rsplit("/", 1)[0]
+                for entry in json.loads(archive.read(name))["files"]:
+                    checked += 1
+                    digest = hashlib.sha256(archive.read(f"{folder}/{entry['name']}"))
+                    bad += digest.hexdigest() != entry["sha256"]
+    tell.say(f"folder export from /export/ (ZIP, per resident): {len(names)} files in "
+             f"{len(folders)} resident folders, {len(data) // 1024} KiB; "
+             f"{checked - bad}/{checked} files match their manifest's SHA-256")
 
 
 # The office's low-battery alert fires below 20 %; the demo's battery starts near 76 % and
@@ -344,6 +406,7 @@ def _records_from_the_pages(tell: Narrator, web: OfficeWeb, office_db: Path,
                      f"({'valid' if pdf.startswith(b'%PDF') else 'NOT a PDF'}); a CSV and a "
                      f"folder archive (PNG + WSQ fingers) for any filter are on "
                      f"{web.url}/export/")
+        _folder_export(tell, web)
     finally:
         db.close()
 
@@ -522,6 +585,7 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
              f"{where.get('batt')}%")
     tell.say("health: " + ", ".join(f"{k}={v}" for k, v in sorted(health.items())
                                     if v is not None))
+    _fleet_from_the_page(tell, web)
 
     from demo.office_flow import DemoOfficeFlow
 

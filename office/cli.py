@@ -751,11 +751,14 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     try:
         if args.quarantine_command == "list":
             rows = db.quarantined()
-            print(f"{'kit':<16} {'record':<36} {'sha256':<16} {'bytes':>9}  received")
+            print(f"{'kit':<16} {'record':<36} {'sha256':<16} {'bytes':>9}  received"
+                  "          why")
             for r in rows:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["received_at"]))
+                failed = db.untrusted(r["kit_id"], r["record_id"], r["sha256"])
+                why = f"failed its check: {failed[0]}" if failed else "held for review"
                 print(f"{r['kit_id']:<16} {r['record_id']:<36} {r['sha256'][:16]:<16} "
-                      f"{r['size']:>9}  {when}")
+                      f"{r['size']:>9}  {when}  {why}")
             if not rows:
                 print("Nothing in quarantine.")
             return 0
@@ -769,6 +772,16 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                 hint_id="Lihat 'jaranijo office quarantine list'",
                 hint_en="See 'jaranijo office quarantine list'", code="not_found")
         if args.quarantine_command == "take":
+            failed = db.untrusted(args.kit, args.record, matches[0])
+            if failed is not None:
+                raise ValidationError(
+                    id=f"Rekaman ini gagal diperiksa saat diterima ({failed[0]}) dan tidak "
+                       "boleh menjadi rekaman",
+                    en=f"These bytes failed their check on receipt ({failed[0]}: {failed[1]}) "
+                       "and may not become a record",
+                    hint_id="Buang dengan 'drop'; kit dapat mengirim ulang yang asli",
+                    hint_en="Discard them with 'drop'; the kit can send the real one again",
+                    code="untrusted")
             held_only = db.record(args.kit, args.record) is None  # a revoked kit's upload
             if not db.quarantine_take(args.kit, args.record, matches[0]):
                 raise ValidationError(id="Tidak ada catatan tersimpan dengan ID itu",

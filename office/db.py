@@ -454,10 +454,22 @@ class OfficeDb:
                                  "AND sha256 = %s", (kit_id, record_id, sha_hex)
                                  ).fetchone() is not None
 
+    def untrusted(self, kit_id: str, record_id: str, sha_hex: str) -> tuple[str, str] | None:
+        """``(code, English reason)`` when these quarantined bytes failed the office's check
+        on receipt (office/ingest.py); None for a collision or a revoked kit's upload."""
+        row = self.conn.execute("SELECT code, reason_en FROM quarantine_reasons WHERE "
+                                "kit_id = %s AND record_id = %s AND sha256 = %s",
+                                (kit_id, record_id, sha_hex)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def quarantine_take(self, kit_id: str, record_id: str, sha_hex: str) -> bool:
         """After review: the quarantined bytes become the record, and the record stored so
         far (if any: a revoked kit's held record has none) goes to quarantine in their place
-        (nothing is deleted). False when there is no such quarantined record."""
+        (nothing is deleted). False when there is no such quarantined record, or when the
+        bytes failed their check on receipt (:meth:`untrusted`): those never become a
+        record, whoever reviews them."""
+        if self.untrusted(kit_id, record_id, sha_hex) is not None:
+            return False
         with self.transaction():
             kept = self.conn.execute(
                 "SELECT blob, sealed_at FROM quarantine WHERE kit_id = %s AND record_id = %s "

@@ -29,7 +29,10 @@ of unfinished uploads per kit (:data:`MAX_OPEN_UPLOADS`,
 minute, with one log line for the first of each. A status whose session jumps
 implausibly above the last accepted (:data:`MAX_SESSION_JUMP`) is refused; a
 record with the id of a stored one but other bytes is received whole, kept
-aside in the ``quarantine`` table for review, and answered ``conflict``.
+aside in the ``quarantine`` table for review, and answered ``conflict``. A record received
+whole that fails its check (hash, kit signature, header, office key) is kept there too,
+with the reason in ``quarantine_reasons`` (:func:`untrusted_reason`), and answered with
+the same refusal as before; never a record, never a receipt.
 
 Several receivers may split the kits' traffic (``BrokerSettings.share_group``: MQTT 5
 shared subscriptions, each worker its own broker user, one database, PostgreSQL across
@@ -138,6 +141,46 @@ TELEMETRY_LEAVES = frozenset({"location", "health", "track"})
 HEALTH_RETENTION_S = 35 * 86400.0
 # A shared-subscription group name: one topic level without wildcards.
 SHARE_GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+# Why a record was kept in quarantine on receipt, by the refusal reason of _check_record:
+# (Bahasa Indonesia, English), for the records pages and the technician. No personal data:
+# the office never opened these bytes.
+UNTRUSTED_REASONS = {
+    "hash": ("Isi rekaman tidak cocok dengan hash SHA-256 yang dikirim kit (rusak atau "
+             "diubah dalam perjalanan): dikirim {declared}, diterima {actual}.",
+             "The record's bytes do not match the SHA-256 hash the kit sent (damaged or "
+             "altered on the way): sent {declared}, received {actual}."),
+    "bad_signature": ("Tanda tangan kit tidak sah: rekaman ini tidak ditandatangani dengan "
+                      "kunci kit tersebut.",
+                      "The kit's signature is not valid: this record is not signed with "
+                      "that kit's key."),
+    "malformed": ("Amplop rekaman rusak: tanda tangan kit tidak dapat diperiksa.",
+                  "The record's envelope is malformed: the kit's signature cannot be "
+                  "checked."),
+    "wrong_kind": ("Yang dikirim bukan rekaman kunjungan.",
+                   "What was sent is not a visit recording."),
+    "wrong_kit": ("Rekaman menyebut kit lain dari kit yang mengirimnya.",
+                  "The record names another kit than the one that sent it."),
+    "header_mismatch": ("ID di kepala rekaman tidak cocok dengan ID unggahan.",
+                        "The id in the record's header does not match the upload's id."),
+    "wrong_office_key": ("Rekaman disegel untuk kunci kantor lain: kantor ini tidak dapat "
+                         "membukanya.",
+                         "The record is sealed to another office key: this office cannot "
+                         "open it."),
+}
+
+
+def untrusted_reason(code: str, declared: str, actual: str) -> tuple[str, str]:
+    """The (Indonesian, English) reason a record failing ``code`` was quarantined."""
+    if code.startswith("unopenable"):
+        pair = ("Rekaman tidak dapat dibuka dengan kunci kantor ({code}).",
+                "The record cannot be opened with the office key ({code}).")
+    else:
+        pair = UNTRUSTED_REASONS.get(code, ("Pemeriksaan rekaman gagal ({code}).",
+                                            "The record failed its check ({code})."))
+    values = {"code": code, "declared": declared[:16], "actual": actual[:16]}
+    return pair[0].format(**values), pair[1].format(**values)
 
 
 def office_subscriptions(share_group: str = "") -> list[str]:
@@ -792,7 +835,10 @@ class OfficeReceiver:
         problem, sealed_at, opened = self._check_record(kit_id, rid, chunk.sha256, blob,
                                                         kit_keys)
         if problem:
-            self.db.drop_upload(kit_id, rid)
+            # Kept in quarantine with the reason (bounded as the rest of it), never taken as
+            # a record; the kit is told the same refusal either way.
+            if not self._quarantine_untrusted(kit_id, rid, chunk.sha256, blob, problem):
+                self.db.drop_upload(kit_id, rid)
             self._reject(kit_id, rid, problem)
             return
         if revoked:
@@ -814,6 +860,39 @@ class OfficeReceiver:
         self.counters["records"] += 1
         log.info("record %s from kit %s stored (%d bytes)", rid, kit_id, len(blob))
         self._receipt(kit_id, rid, chunk.sha256, int(time.time()))
+
+    def _quarantine_untrusted(self, kit_id: str, record_id: str, declared: bytes, blob: bytes,
+                              problem: str) -> bool:
+        """Keep a fully received record that failed :meth:`_check_record` in quarantine,
+        the bytes as they came, keyed by their own SHA-256, with the reason (issue 12, "a
+        record whose signature or hash fails stays quarantined with the reason"), in one
+        durable transaction that also drops its upload. False (nothing kept) when the
+        kit's quarantine is full; the same bytes again keep their first reason."""
+        sha_hex = hashlib.sha256(blob).hexdigest()
+        count, size = self.db.quarantine_usage(kit_id)
+        if not self.db.is_quarantined(kit_id, record_id, sha_hex) and (
+                count >= self.broker.max_quarantined
+                or size + len(blob) > self.broker.max_quarantined_bytes):
+            if self._say(kit_id, "quarantine_full"):
+                log.warning("record %s from kit %s failed its check (%s); the kit's "
+                            "quarantine is full, so it is refused without being kept",
+                            record_id, kit_id, problem)
+            return False
+        reason_id, reason_en = untrusted_reason(problem, declared.hex(), sha_hex)
+        with self.db.transaction():
+            kept = self.db.quarantine_record(kit_id, record_id, sha_hex, blob, "")
+            self.db.conn.execute(
+                "INSERT INTO quarantine_reasons (kit_id, record_id, sha256, declared_sha256, "
+                "code, reason_id, reason_en, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (kit_id, record_id, sha_hex, declared.hex(), problem[:40], reason_id,
+                 reason_en, time.time()))
+        if kept:
+            self.counters["quarantined"] += 1
+            log.warning("record %s from kit %s failed its check (%s): kept in quarantine with "
+                        "the reason, not taken as a record (%d bytes)", record_id, kit_id,
+                        problem, len(blob))
+        return True
 
     def _check_record(self, kit_id: str, record_id: str, sha: bytes, blob: bytes,
                       kit_keys: KitPublicKeys) -> tuple[str, str, bool]:

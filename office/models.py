@@ -183,6 +183,28 @@ class Quarantined(models.Model):
         db_table = "quarantine"
 
 
+class QuarantineReason(models.Model):
+    """Why a record in :class:`Quarantined` failed the office's check on receipt (its hash,
+    the kit's signature, its header), when the bytes alone do not say it: a row per
+    quarantined record the ingest refused as untrustworthy. A row of ``quarantine``
+    without one is an id collision or a revoked kit's upload. Its own table, not columns
+    of ``quarantine``, so the ingest's and the older tools' plain inserts into that table
+    stay as they are; the reason is written in the same transaction as the bytes."""
+
+    pk = models.CompositePrimaryKey("kit_id", "record_id", "sha256")
+    kit_id = models.TextField()
+    record_id = models.TextField()
+    sha256 = models.TextField()  # of the bytes kept (the quarantine row's key)
+    declared_sha256 = models.TextField()  # what the kit said they hash to
+    code = models.TextField()  # the refusal reason the kit was told (sync/PROTOCOL.md)
+    reason_id = models.TextField()  # the same in Bahasa Indonesia, for the page
+    reason_en = models.TextField()
+    at = models.FloatField()
+
+    class Meta:
+        db_table = "quarantine_reasons"
+
+
 class AuditRefused(Exception):
     """An audit entry may be written once and never changed or deleted."""
 

@@ -21,8 +21,11 @@ each image ("view_personal"), each state change ("review_record").
 
 A stored record that fails to open (unknown kit, bad signature or seal) is listed with
 the reason from its review row and never shown as good; records held in the
-``quarantine`` table (an id collision, or an upload from a revoked kit) are listed apart
-under "Karantina", without their contents.
+``quarantine`` table (an id collision, an upload from a revoked kit, or a record whose
+hash or kit signature failed on receipt, with the reason the ingest wrote in
+``quarantine_reasons``) are listed apart under "Karantina", without their contents;
+``/records/quarantine/<kit>/<record>/<sha256>/`` shows one of them (hashes, size, time,
+reason; never its contents), audited as "view_quarantine".
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from office.models import Quarantined, RecordReview, Revocation
+from office.models import Quarantined, QuarantineReason, RecordReview, Revocation
 from office.records import OpenedRecord, Person, RecordBook, RecordUnavailable
 from office.web.audit import audit
 from office.web.roles import require
@@ -288,13 +291,56 @@ def _book() -> tuple[RecordBook | None, str]:
                        "FOLDER_KUNCI --kits FOLDER_KIT'. (%(why)s)") % {"why": exc.text(_lang())}
 
 
+def _quarantine_reason(q: Quarantined, why: QuarantineReason | None,
+                       revoked: set[str]) -> tuple[str, str]:
+    """``(code, text)``: why a quarantined record is there, in the page's language. A
+    record that failed its check on receipt has its reason row (the ingest's words in
+    both languages); the others are an upload of a revoked kit or an id collision."""
+    if why is not None:
+        return why.code, why.reason_en if _lang() == "en" else why.reason_id
+    if q.kit_id in revoked:
+        return "revoked", _("dikirim kit yang sudah dicabut")
+    return "conflict", _("ID sama dengan rekaman tersimpan, isinya berbeda")
+
+
 def quarantine_rows() -> list[dict[str, Any]]:
+    """Every quarantined record, newest first: kit, id, size, time and reason; never its
+    contents (the bytes are not even read from the database)."""
     revoked = set(Revocation.objects.values_list("kit_id", flat=True))
-    return [{"kit_id": q.kit_id, "record_id": q.record_id, "size": q.size,
-             "received": _local(q.received_at),
-             "reason": _("dikirim kit yang sudah dicabut") if q.kit_id in revoked
-             else _("ID sama dengan rekaman tersimpan, isinya berbeda")}
-            for q in Quarantined.objects.defer("blob").order_by("-received_at")]
+    reasons = {(r.kit_id, r.record_id, r.sha256): r for r in QuarantineReason.objects.all()}
+    rows = []
+    for q in Quarantined.objects.defer("blob").order_by("-received_at"):
+        code, text = _quarantine_reason(q, reasons.get((q.kit_id, q.record_id, q.sha256)),
+                                        revoked)
+        rows.append({"kit_id": q.kit_id, "record_id": q.record_id, "sha256": q.sha256,
+                     "size": q.size, "received": _local(q.received_at), "code": code,
+                     "reason": text, "untrusted": code not in ("revoked", "conflict")})
+    return rows
+
+
+@require("office.view_personal")
+def quarantine_page(request: HttpRequest, kit_id: str, record_id: str,
+                    sha256: str) -> HttpResponse:
+    """One quarantined record as a technician reviews it: kit, id, the hash of the bytes
+    kept and the one the kit declared, size, time and the reason, in words and as the
+    code the kit was told. Its contents are never opened or shown here (a record that
+    failed its check is not to be read as good); the opening is audited all the same."""
+    q = Quarantined.objects.defer("blob").filter(kit_id=kit_id, record_id=record_id,
+                                                 sha256=sha256).first()
+    if q is None:
+        raise Http404(_("Rekaman karantina tidak ada"))
+    why = QuarantineReason.objects.filter(kit_id=kit_id, record_id=record_id,
+                                          sha256=sha256).first()
+    code, text = _quarantine_reason(q, why, set(Revocation.objects.filter(
+        kit_id=kit_id).values_list("kit_id", flat=True)))
+    audit(request, "view_quarantine", subject=f"{kit_id}/{record_id}",
+          detail=f"sha256={sha256[:16]} reason={code}")
+    response = render(request, "records/quarantine.html", {
+        "q": q, "code": code, "reason": text, "received": _local(q.received_at),
+        "declared": why.declared_sha256 if why is not None else "",
+        "untrusted": why is not None})
+    response["Cache-Control"] = NO_STORE
+    return response
 
 
 @require("office.view_personal")
@@ -516,6 +562,8 @@ def record_image(request: HttpRequest, kit_id: str, record_id: str, part: str) -
 
 urlpatterns: list[URLPattern] = [
     path("records/", record_list, name="records"),
+    path("records/quarantine/<str:kit_id>/<str:record_id>/<str:sha256>/", quarantine_page,
+         name="quarantine"),
     path("records/<str:kit_id>/<str:record_id>/", record_page, name="record"),
     path("records/<str:kit_id>/<str:record_id>/image/<str:part>", record_image,
          name="record-image"),

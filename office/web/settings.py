@@ -88,11 +88,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "office.web.security.UnknownSessionAudit",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "office.web.security.ContentSecurityPolicy",
     "axes.middleware.AxesMiddleware",
 ]
+
+# A refused CSRF check: audited, and a plain 403 page in the user's language.
+CSRF_FAILURE_VIEW = "office.web.security.csrf_failure"
 
 ROOT_URLCONF = "office.web.urls"
 ASGI_APPLICATION = "office.web.asgi.application"

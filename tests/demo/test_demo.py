@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,23 @@ def test_demo_runs_the_whole_visit(tmp_path: Path) -> None:
     assert "none found" in out  # no name or NIK in clear in the kit's database
     assert out.count("receipt received, payload deleted from the kit") == 3
     assert out.count("Envelope cannot be opened with this key") == 3
-    # The office web app, used through its pages (issues 11 and 12).
+    # The office web app, used through its pages (issues 11 and 12): its address and a
+    # throwaway login on one line each, the fleet page showing the kit live, and an
+    # operator's exports (a worksheet and a per-resident folder archive).
+    url = re.search(r"^ +open (http://127\.0\.0\.1:\d+/)$", out, re.M)
+    assert url, out[-3000:]
+    assert re.search(r"^ +demo login \(made for this run only\): demo / \S{12,}$", out, re.M)
+    fleet = re.search(rf"^ +fleet page {re.escape(url.group(1))} \(as demo\): blitar-kit-01's "
+                      r"row is on it, online, battery (\d+) %$", out, re.M)
+    assert fleet and 0 < int(fleet.group(1)) <= 100, out[-3000:]
+    folder = re.search(r"folder export from /export/ \(ZIP, per resident\): (\d+) files in "
+                       r"(\d+) resident folders, (\d+) KiB; (\d+)/(\d+) files match their "
+                       r"manifest's SHA-256", out)
+    assert folder, out[-3000:]
+    files, folders, kib, good, listed = map(int, folder.groups())
+    # Two residents carry biometrics (one complete, one partial): a folder each, with a
+    # face, fingers, a signature or its reason, and a manifest that checks.
+    assert folders == 2 and files > 2 * 5 and kib > 10 and good == listed > 0
     assert "recorded, complete, 12 images; KTP-el due by" in out
     assert "now 'entered' (entered into SIAK) by demo" in out
     assert "SIAK re-entry worksheet: a" in out and "PDF (valid)" in out
@@ -64,7 +81,7 @@ def test_demo_runs_the_whole_visit(tmp_path: Path) -> None:
     assert "the office shows it offline (revoked)" in out
     # issue 14: the self-test at checkout, and a kit that sets itself up at first boot
     assert "Result: PASSED" in out and "exit code 0: all required checks passed" in out
-    for check in ("Fingerprint image", "Camera", "GNSS fix", "Mobile network", "Battery",
+    for check in ("Fingerprint image", "Camera", "GPS fix", "Mobile network", "Battery",
                   "Button, LED, buzzer", "Clock", "Kit database", "MQTT login"):
         assert f"OK    {check}" in out
     assert "the file is shredded and gone" in out

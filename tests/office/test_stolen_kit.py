@@ -151,14 +151,38 @@ def test_what_a_kit_can_leave_in_quarantine_is_bounded(tmp_path: Path) -> None:
     assert office.db.open_uploads(KIT) == (0, 0)
 
 
-def test_a_colliding_upload_that_fails_the_checks_is_not_kept(office: Office) -> None:
-    assert office.upload(office.record(b"first")).kind == "done"
+def test_a_colliding_upload_that_fails_the_checks_is_kept_as_untrusted(office: Office) -> None:
+    """Issue 12 (Bad input): a record whose signature fails stays quarantined with the
+    reason; under a stored id it is still that (bad_signature), not a collision."""
+    first = office.record(b"first")
+    assert office.upload(first).kind == "done"
     other = seal({"x": b"x"}, kind=RECORD_KIND, ids={"record_id": RID, "kit_id": KIT},
                  recipient=office.office_keys.seal_public, signer=KitKeys.generate().sign)
     answer = office.upload(other)
     assert (answer.kind, answer.reason) == ("reject", "bad_signature")
-    assert office.db.quarantined(KIT) == []
+    assert [q["sha256"] for q in office.db.quarantined(KIT)] == [
+        hashlib.sha256(other).hexdigest()]
+    assert [dict(r) for r in office.db.conn.execute(
+        "SELECT code FROM quarantine_reasons")] == [{"code": "bad_signature"}]
+    assert office.db.record_blob(KIT, RID) == first  # the stored record stays as it was
     assert office.db.open_uploads(KIT) == (0, 0)
+
+
+def test_untrusted_records_kept_are_bounded_by_the_kits_quarantine(tmp_path: Path) -> None:
+    """Forgeries count against the same per-kit quarantine: beyond it one is refused as
+    before (bad_signature) and not kept, its upload dropped."""
+    office = Office(tmp_path, max_quarantined=1)
+    thief = KitKeys.generate()
+    for n in range(2):
+        forged = seal({"x": bytes([n]) * 64}, kind=RECORD_KIND,
+                      ids={"record_id": RID, "kit_id": KIT},
+                      recipient=office.office_keys.seal_public, signer=thief.sign)
+        answer = office.upload(forged)
+        assert (answer.kind, answer.reason) == ("reject", "bad_signature")
+    assert len(office.db.quarantined(KIT)) == 1
+    assert office.refused("bad_signature") == 2
+    assert office.db.open_uploads(KIT) == (0, 0)
+    assert office.db.record(KIT, RID) is None
 
 
 def test_the_office_keeps_how_each_kit_keeps_its_keys(tmp_path: Path, caplog) -> None:

@@ -345,8 +345,29 @@ def test_post_without_csrf_token_is_refused_and_changes_nothing(site: Site) -> N
     stranger.get("/login/")  # has the cookie, not the form's token
     reply = stranger.request("POST", "/login/", {"username": name, "password": PASSWORD})
     assert reply.status == 403
-    assert [e.action for e in site.entries(username=name)] == ["login", "view_audit",
-                                                               "view_audit"]
+    # Refused with a plain page in the user's language, and written to the audit log:
+    # the user's refused logout under their name, the stranger's without one (the name
+    # typed in a form that failed its check is not read), never the password.
+    assert 'id="csrf-failure"' in reply.body and "Tidak ada yang diubah" in reply.body
+    assert PASSWORD not in reply.body and name not in reply.body
+    assert [e.action for e in site.entries(username=name)] == ["login", "csrf_failure",
+                                                               "view_audit", "view_audit"]
+    (mine,) = site.entries(username=name, action="csrf_failure")
+    assert mine.subject == "/logout/" and "CSRF" in mine.detail
+    theirs = site.entries(username="", action="csrf_failure", subject="/login/")
+    assert theirs and all(PASSWORD not in e.detail and name not in e.detail for e in theirs)
+    english = Client(site.url)
+    english.get("/login/")
+    req = urllib.request.Request(site.url + "/login/", data=b"username=x&password=y",
+                                 method="POST", headers={"Accept-Language": "en"})
+    for cookie in english.jar:
+        req.add_header("Cookie", f"{cookie.name}={cookie.value}")
+    try:
+        english.opener.open(req, timeout=15)
+        raise AssertionError("a POST without a token was taken")
+    except urllib.error.HTTPError as exc:
+        page = exc.read().decode()
+        assert exc.code == 403 and "Nothing was changed" in page, page
 
 
 def test_forged_session_cookie_is_anonymous(site: Site) -> None:
@@ -354,11 +375,21 @@ def test_forged_session_cookie_is_anonymous(site: Site) -> None:
     client.login("admin")
     real = client.cookie("sessionid")
     assert real and client.get("/audit/").status == 200
+    before = len(site.entries(action="bad_session"))
     for forged in (real[:-1] + ("a" if real[-1] != "a" else "b"), secrets.token_hex(16)):
         other = Client(site.url)
         other.set_cookie("sessionid", forged)
         reply = other.get("/audit/")
         assert reply.status == 302 and reply.headers["Location"].startswith("/login/")
+        # The answer deletes the bad cookie, so the browser does not send it again.
+        assert 'sessionid=""' in reply.headers.get("Set-Cookie", "")
+    # Each refused once, in the audit log, with no session key and no one's name.
+    entries = site.entries(action="bad_session")[before:]
+    assert [(e.username, e.subject) for e in entries] == [("", "/audit/"), ("", "/audit/")]
+    assert all(real not in e.detail and "forged or expired" in e.detail for e in entries)
+    # A real session is not: the logged-in client's next page adds no entry.
+    assert client.get("/audit/").status == 200
+    assert len(site.entries(action="bad_session")) == before + 2
 
 
 # -- the log itself ---------------------------------------------------------------------------

@@ -179,7 +179,9 @@ def test_a_viewer_sees_the_page_and_a_post_without_csrf_is_refused(office: Offic
     assert 'id="nav-alerts-count"> (1)</span>' in body
     assert call(office, "/alerts/list", office.viewer)[0] == 200
     status, _loc, body = call(office, f"/alerts/{alert.pk}/ack", office.viewer, data={})
-    assert status == 403 and "CSRF" in body
+    assert status == 403 and 'id="csrf-failure"' in body  # the office's refusal page
+    assert AuditEntry.objects.using(office.alias).filter(
+        action="csrf_failure", username="pemantau", subject=f"/alerts/{alert.pk}/ack").exists()
     assert Alert.objects.using(office.alias).get().acked_at is None
     assert not AuditEntry.objects.using(office.alias).filter(action="ack_alert").exists()
     # With the page's token (and its cookie), the same viewer may acknowledge.
