@@ -95,7 +95,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 
 def cmd_officer_add(args: argparse.Namespace) -> int:
+    from kit.firstboot import PIN_CHANGE_KEY
     from kit.provision import open_vault
+    from kit.session import refuse_weak_pin
     from kit.store import Store
 
     config = read_config(args)
@@ -103,8 +105,18 @@ def cmd_officer_add(args: argparse.Namespace) -> int:
     with Store.open(config.store_path, create=False) as store:
         vault = open_vault(config, store)
         key = vault.unlock(args.by, read_pin(f"PIN of officer {args.by}: "))
-        vault.add_officer(key, args.officer, read_pin(f"New PIN for officer {args.officer}: "))
-        key.forget()
+        try:
+            pin = read_pin(f"New PIN for officer {args.officer}: ")
+            refuse_weak_pin(pin)
+            # The new officer types their own PIN here: an enrolment code their slot held
+            # before is replaced, so they are no longer asked to choose one at first login.
+            with store.transaction():
+                vault.add_officer(key, args.officer, pin)
+                listed = store.status(PIN_CHANGE_KEY, [])
+                if isinstance(listed, list) and args.officer in listed:
+                    store.set_status(PIN_CHANGE_KEY, [o for o in listed if o != args.officer])
+        finally:
+            key.forget()
     print(f"Officer {args.officer} can now unlock this kit.")
     return 0
 

@@ -30,6 +30,7 @@ the code working once more, and the officer is asked again.
 from __future__ import annotations
 
 import hmac
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +42,23 @@ from kit.vault import PASSPHRASE_MIN, PIN_MAX, PIN_MIN, DataKey, PinVault, check
 from sync.errors import VaultError
 
 log = logging.getLogger(__name__)
+
+
+def refuse_weak_pin(pin: str) -> None:
+    """Refuse a new PIN that is guessed first: one digit throughout (111111), a run up or
+    down (123456, 987654, 1234567890) or a short block repeated (121212, 123123). The
+    slot's Argon2id and the TPM's lockout limit the guesses; these would be among the first.
+
+    For PINs being chosen only (first login, ``jaranijo officer add``), never at unlock:
+    an officer whose PIN is already one of these still gets in, and changes it later."""
+    digits = [int(c) for c in pin] if pin.isdigit() else []
+    steps = {(b - a) % 10 for a, b in itertools.pairwise(digits)}  # 9 -> 0 runs on
+    repeated = any(len(pin) % n == 0 and pin == pin[:n] * (len(pin) // n) for n in (1, 2, 3))
+    if digits and (repeated or steps in ({1}, {9})):
+        raise VaultError(id="PIN terlalu mudah ditebak: angka sama, berurutan atau berulang",
+                         en="The PIN is too easy to guess: one digit, a run or a repeated "
+                            "pattern", hint_id="Pilih angka yang tidak berpola",
+                         hint_en="Choose digits without a pattern", code="pin_weak")
 
 FINGER_MAP_KEY = "officer_fingerprints"
 
@@ -137,11 +155,13 @@ class OfficerSession:
     # -- the officer's own PIN at first login --------------------------------------------------
     def check_new_pin(self, pin: str) -> None:
         """Refuse a new PIN the slot would not take (:func:`kit.vault.check_pin_format`, the
-        rule provisioning used) or that is the enrolment code itself."""
+        rule provisioning used), one guessed first (:func:`refuse_weak_pin`) or the
+        enrolment code itself."""
         if not self.must_set_pin or self._code is None:
             raise VaultError(id="Tidak ada PIN yang perlu dibuat", en="No PIN needs to be set",
                              code="no_pin_change")
         check_pin_format(pin, tpm=self.vault.mode == "tpm")
+        refuse_weak_pin(pin)
         if hmac.compare_digest(pin.encode(), self._code.encode()):
             raise VaultError(id="PIN baru tidak boleh sama dengan kode pendaftaran",
                              en="The new PIN cannot be the enrolment code",

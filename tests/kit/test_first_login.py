@@ -191,3 +191,35 @@ def test_another_officers_finger_opens_their_own_session(kiosk: VisitController,
     assert kiosk.session.unlock_by_fingerprint(lambda: (3, 120)) == OTHER
     assert not kiosk.must_set_pin
     assert kiosk.load_assignment() is not None
+
+
+def test_the_kiosk_refuses_a_weak_new_pin(kiosk: VisitController) -> None:
+    kiosk.login(OFFICER, CODE)
+    refused(lambda: kiosk.set_pin("1234567890", "1234567890"), "pin_weak")
+    assert kiosk.must_set_pin and OFFICER in listed(kiosk.config)
+
+
+def test_officer_add_with_the_officers_own_pin_ends_the_pin_change(config: KitConfig) -> None:
+    """`jaranijo officer add`: the officer types their own PIN at the kit, so their slot no
+    longer holds the enrolment code and the first-login PIN change is not asked again."""
+    import subprocess
+    import sys
+
+    def add(pins: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sync.cli", "--config", str(config.source), "officer", "add",
+             "--officer", OFFICER, "--by", OFFICER, "--pin-stdin"], input=pins,
+            capture_output=True, text=True, check=False)
+
+    weak = add(f"{CODE}\n1111111111\n")
+    assert weak.returncode == 2 and "terlalu mudah ditebak" in weak.stderr
+    assert OFFICER in listed(config)
+    done = add(f"{CODE}\n{NEW_PIN}\n")
+    assert done.returncode == 0, done.stderr
+    assert OFFICER not in listed(config)
+    kiosk = VisitController(config)
+    try:
+        kiosk.login(OFFICER, NEW_PIN)
+        assert not kiosk.must_set_pin
+    finally:
+        kiosk.close()
