@@ -463,6 +463,8 @@ class ZfmEmulator:
         self._thread: threading.Thread | None = None
         self._parser = PacketParser()
         self._last_rx = 0.0
+        # Fingers whose ridges are being worked out (fingerprints.prepare), set when done.
+        self._patterns: dict[tuple[str, int], threading.Event] = {}
         self._power_up()
         # faults, set by controls
         self._corrupt_next = False
@@ -530,11 +532,35 @@ class ZfmEmulator:
             who = self.finger.person, self.finger.finger
         if name == "place" and args:
             # A finger placed by hand (a test, the bench) is imaged at once: work out its
-            # pattern now, outside the lock, before the host's next readImage. A person set
-            # for the cooperative mode is left to the capture, as before (the kiosk's flows
-            # set the person while the host is polling; nothing here should hold them up).
+            # pattern now, outside the lock, before the host's next readImage.
             fingerprints.prepare(*who)
+            self._pattern_ready(*who)
+        elif name in ("person", "finger"):
+            # The kiosk's flows set the person while the host is polling: worked out on a
+            # thread, and the cooperative person's finger arrives once it exists.
+            self._pattern_ready(*who)
         return answer
+
+    def _pattern_ready(self, person: str, finger: int) -> bool:
+        """Whether this finger's pattern is worked out; if it is not begun, begin it on a
+        thread of its own. A real finger exists before it touches the glass: its ~0.7 s of
+        numpy (several seconds on a loaded host) must not fall inside a readImage, where it
+        would push the answer past the host's 2 s reply timeout ("tidak menjawab")."""
+        key = (person, int(finger))
+        with self._lock:
+            done = self._patterns.get(key)
+            if done is None:
+                done = self._patterns[key] = threading.Event()
+
+                def work() -> None:
+                    try:
+                        fingerprints.prepare(*key)
+                    finally:
+                        done.set()
+
+                threading.Thread(target=work, name=f"zfm-pattern-{person}-{finger}",
+                                 daemon=True).start()
+        return done.is_set()
 
     def _control(self, name: str, args: tuple[str, ...]) -> str:
         if name not in self.CONTROLS:
@@ -672,7 +698,8 @@ class ZfmEmulator:
         if not f.on_glass and f.cooperative:
             if f.arrives_at is None:
                 f.arrives_at = now + self.place_delay
-            if now >= f.arrives_at:
+            # the finger arrives once it exists (its pattern, worked out on a thread)
+            if now >= f.arrives_at and self._pattern_ready(f.person, f.finger):
                 self._place()
         return f.on_glass
 
