@@ -124,9 +124,10 @@ class VisitController:
         self.last_outcome: Outcome | None = None
         self._status_store: Store | None = None
         self._alive_at = 0.0  # the kiosk's last heartbeat for the agent (kit.selftest)
-        # Set by the kiosk's main loop each time it draws the status bar; None where no UI
-        # drives this controller. A heartbeat is written only while the main loop runs, so
-        # a frozen screen is not reported as a kiosk that will answer.
+        # Set by the kiosk's main loop each time it draws the status bar (0.0 before its
+        # first frame); None where no UI drives this controller. The heartbeat and the
+        # screen shown are written only while the main loop runs, so a frozen or not yet
+        # drawn screen is not reported as a kiosk that shows it or will answer.
         self.ui_alive_at: float | None = None
         self._selftest_seen = ""  # the office self-test request the kiosk last took up
         self._ui_state = ""  # the screen shown, for the agent's telemetry (set_ui_state)
@@ -503,7 +504,7 @@ class VisitController:
         now = self.clock()
         drawing = self.ui_alive_at is None or abs(now - self.ui_alive_at) < 30.0
         state = self._ui_state
-        if state and state != self._ui_state_written:
+        if drawing and state and state != self._ui_state_written:  # shown: drawn, not built
             store.set_status("ui_state", state)
             self._ui_state_written = state
         if drawing and abs(now - self._alive_at) >= 60.0:
@@ -524,12 +525,18 @@ class VisitController:
                          daemon=True).start()
 
     def _answer_selftest(self, request_id: str) -> None:
-        from kit.selftest import ANSWER_KEY, Devices, checks_to_json, kiosk_checks
+        from kit.selftest import ANSWER_KEY, REQUEST_KEY, Devices, checks_to_json, kiosk_checks
 
         try:
             devices = Devices.of(self.devices) if self.devices is not None else Devices()
             checks = kiosk_checks(devices)
-            with Store.open(self.config.store_path, create=False, check=False) as store:
+            with Store.open(self.config.store_path, create=False, check=False) as store, \
+                    store.transaction():
+                request = store.status(REQUEST_KEY, {})
+                if not isinstance(request, dict) or request.get("id") != request_id:
+                    # answered without us meanwhile, or a newer request: ours would overwrite
+                    log.info("office self-test %s: no longer asked", request_id)
+                    return
                 store.set_status(ANSWER_KEY, {"id": request_id, "at": self.clock(),
                                               "checks": checks_to_json(checks)})
             log.info("office self-test %s: the kiosk's devices tested", request_id)

@@ -126,6 +126,7 @@ class KioskApp(App):
         self.screens = LazyScreens(SCREENS, transition=NoTransition())
         self.screens.get_screen("login")  # the first screen, and the current one
         self.screens.bind(current=self._screen_changed)
+        self.kiosk.ui_alive_at = 0.0  # a screen exists, not drawn yet (kit.visit tick)
         self._screen_changed(self.screens, self.screens.current)  # the first one is news too
         root.add_widget(self.screens)
         Window.bind(on_touch_down=self._touched)

@@ -621,6 +621,10 @@ class Agent:
         meanwhile: nothing here blocks telemetry, uploads or the watchdog."""
         from kit.selftest import KIOSK_ALIVE_KEY, KIOSK_ALIVE_S, REQUEST_KEY
 
+        if self._selftest_pending is not None:  # one request at a time: the older is answered
+            older, older_result, _ = self._selftest_pending
+            self._selftest_pending = None
+            self._finish_selftest(older, older_result, None, "another self-test was asked")
         result = self._own_selftest()
         self.store.set_status(REQUEST_KEY, {"id": command_id, "at": self.clock()})
         alive = self.store.status(KIOSK_ALIVE_KEY, {})
@@ -650,7 +654,7 @@ class Agent:
 
     def _finish_selftest(self, command_id: str, result: Any, kiosk: list[Any] | None,
                          why: str) -> None:
-        from kit.selftest import SKIP, Check, agent_answer
+        from kit.selftest import REQUEST_KEY, SKIP, Check, agent_answer
 
         if kiosk:
             result.replace(kiosk)
@@ -658,6 +662,9 @@ class Agent:
             result.replace(Check(name, True, SKIP, f"held by the kiosk; {why}")
                            for name in ("fingerprint", "camera"))
         self._keep_selftest(result)
+        request = self.store.status(REQUEST_KEY, {})
+        if isinstance(request, dict) and request.get("id") == command_id:
+            self.store.delete_status(REQUEST_KEY)  # answered: the kiosk need not take it up
         answer = agent_answer(result, device_problems=self.sampler.snapshot().problems,
                               keys_mode=keyring.security_mode(self.config),
                               disk_free_mib=self._disk_free_mib() or 0)

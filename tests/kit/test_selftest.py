@@ -278,7 +278,7 @@ def test_the_office_selftest_includes_the_kiosks_devices(kit_on_rig: KitOnRig) -
     from kit.agent.service import Agent
     from kit.agent.settings import load_agent_config
     from kit.devices import KitDevices
-    from kit.selftest import ANSWER_KEY, KIOSK_ALIVE_KEY
+    from kit.selftest import ANSWER_KEY, KIOSK_ALIVE_KEY, REQUEST_KEY
     from kit.visit import VisitController
 
     config = kit_on_rig.config
@@ -292,15 +292,19 @@ def test_the_office_selftest_includes_the_kiosks_devices(kit_on_rig: KitOnRig) -
         checks = {c["name"]: c for c in load_last(config.data_dir)["checks"]}
         assert checks["fingerprint"]["status"] == "skip"
         assert "kiosk not running" in checks["fingerprint"]["value"]
+        assert agent.store.status(REQUEST_KEY) is None, "an answered request left for the kiosk"
 
+        kiosk.ui_alive_at = 0.0  # the kiosk's window is built, not drawn yet
         kiosk.set_ui_state("screen:login")  # the first screen, before any status was read
         assert agent.store.status("ui_state") is None, "written from the screen's thread"
+        kiosk.tick()
+        assert agent.store.status("ui_state") is None, "a screen not yet drawn was reported"
         kiosk.ui_alive_at = time.time() - 100  # a kiosk whose main loop froze
         kiosk.tick()
         assert agent.store.status(KIOSK_ALIVE_KEY) is None, "a frozen screen sent a heartbeat"
-        assert agent.store.status("ui_state") == "screen:login", "the first screen was lost"
-        kiosk.ui_alive_at = time.time()  # drawing again
+        kiosk.ui_alive_at = time.time()  # drawing
         kiosk.tick()  # the heartbeat
+        assert agent.store.status("ui_state") == "screen:login", "the first screen was lost"
         agent._start_selftest("cmd-with-kiosk")
         assert agent._selftest_pending is not None, "the agent answered without the kiosk"
         kiosk.tick()  # sees the request, tests its devices on a thread
@@ -322,6 +326,12 @@ def test_the_office_selftest_includes_the_kiosks_devices(kit_on_rig: KitOnRig) -
         assert answer["checks"]["fingerprint"] == "pass" and answer["checks"]["camera"] == "pass"
         kiosk.tick()  # the same request is not tested twice
         assert kiosk._selftest_seen == "cmd-with-kiosk"
+        # A second request while one waits: the first is answered at once, not dropped.
+        agent._start_selftest("cmd-a")
+        agent._start_selftest("cmd-b")
+        assert agent._selftest_pending is not None and agent._selftest_pending[0] == "cmd-b"
+        first = {c["name"]: c for c in load_last(config.data_dir)["checks"]}
+        assert first["fingerprint"]["value"] == "held by the kiosk; another self-test was asked"
     finally:
         kiosk.close()
         devices.close()
