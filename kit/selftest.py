@@ -37,7 +37,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -827,9 +827,7 @@ def kiosk_checks(devices: Devices) -> list[Check]:
 
 
 def checks_to_json(checks: Iterable[Check]) -> list[dict[str, Any]]:
-    return [{"name": c.name, "required": c.required, "status": c.status, "value": c.value,
-             "next_id": c.next_id, "next_en": c.next_en, "value_id": c.value_id}
-            for c in checks]
+    return [asdict(c) for c in checks]
 
 
 def checks_from_json(data: Any) -> list[Check]:

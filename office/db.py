@@ -454,6 +454,21 @@ class OfficeDb:
                                  "AND sha256 = %s", (kit_id, record_id, sha_hex)
                                  ).fetchone() is not None
 
+    def quarantine_untrusted(self, kit_id: str, record_id: str, sha_hex: str, blob: bytes,
+                             declared_hex: str, code: str, reason_id: str,
+                             reason_en: str) -> bool:
+        """Keep bytes that failed the office's check on receipt in quarantine with why, in
+        one transaction (the same bytes again keep their first reason); True if newly kept."""
+        with self.transaction():
+            kept = self.quarantine_record(kit_id, record_id, sha_hex, blob, "")
+            self.conn.execute(
+                "INSERT INTO quarantine_reasons (kit_id, record_id, sha256, declared_sha256, "
+                "code, reason_id, reason_en, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (kit_id, record_id, sha_hex, declared_hex, code[:40], reason_id, reason_en,
+                 time.time()))
+        return kept
+
     def untrusted(self, kit_id: str, record_id: str, sha_hex: str) -> tuple[str, str] | None:
         """``(code, English reason)`` when these quarantined bytes failed the office's check
         on receipt (office/ingest.py); None for a collision or a revoked kit's upload."""

@@ -879,15 +879,8 @@ class OfficeReceiver:
                             record_id, kit_id, problem)
             return False
         reason_id, reason_en = untrusted_reason(problem, declared.hex(), sha_hex)
-        with self.db.transaction():
-            kept = self.db.quarantine_record(kit_id, record_id, sha_hex, blob, "")
-            self.db.conn.execute(
-                "INSERT INTO quarantine_reasons (kit_id, record_id, sha256, declared_sha256, "
-                "code, reason_id, reason_en, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT DO NOTHING",
-                (kit_id, record_id, sha_hex, declared.hex(), problem[:40], reason_id,
-                 reason_en, time.time()))
-        if kept:
+        if self.db.quarantine_untrusted(kit_id, record_id, sha_hex, blob, declared.hex(),
+                                        problem, reason_id, reason_en):
             self.counters["quarantined"] += 1
             log.warning("record %s from kit %s failed its check (%s): kept in quarantine with "
                         "the reason, not taken as a record (%d bytes)", record_id, kit_id,

@@ -603,13 +603,9 @@ class Agent:
     def self_test(self) -> dict[str, Any]:
         """The agent's side of the office's self-test, answered at once (the kiosk's devices
         left as held): what :meth:`_start_selftest` begins with."""
-        from kit.selftest import agent_answer
-
         result = self._own_selftest()
         self._keep_selftest(result)
-        return agent_answer(result, device_problems=self.sampler.snapshot().problems,
-                            keys_mode=keyring.security_mode(self.config),
-                            disk_free_mib=self._disk_free_mib() or 0)
+        return self._selftest_answer(result)
 
     def _start_selftest(self, command_id: str) -> None:
         """The office's ``selftest`` command: the agent's checks now, then the kiosk's part.
@@ -654,7 +650,7 @@ class Agent:
 
     def _finish_selftest(self, command_id: str, result: Any, kiosk: list[Any] | None,
                          why: str) -> None:
-        from kit.selftest import REQUEST_KEY, SKIP, Check, agent_answer
+        from kit.selftest import REQUEST_KEY, SKIP, Check
 
         if kiosk:
             result.replace(kiosk)
@@ -665,14 +661,18 @@ class Agent:
         request = self.store.status(REQUEST_KEY, {})
         if isinstance(request, dict) and request.get("id") == command_id:
             self.store.delete_status(REQUEST_KEY)  # answered: the kiosk need not take it up
-        answer = agent_answer(result, device_problems=self.sampler.snapshot().problems,
-                              keys_mode=keyring.security_mode(self.config),
-                              disk_free_mib=self._disk_free_mib() or 0)
         self.store.set_command_result(command_id, "ok")
         self.publish(self.topics.result, p.encode_result(
-            p.CommandResult(command_id, ok=True, result=answer)), qos=1)
+            p.CommandResult(command_id, ok=True, result=self._selftest_answer(result))), qos=1)
         log.info("self-test %s answered (%s)", command_id,
                  "with the kiosk's devices" if kiosk else why)
+
+    def _selftest_answer(self, result: Any) -> dict[str, Any]:
+        from kit.selftest import agent_answer
+
+        return agent_answer(result, device_problems=self.sampler.snapshot().problems,
+                            keys_mode=keyring.security_mode(self.config),
+                            disk_free_mib=self._disk_free_mib() or 0)
 
     def _keep_selftest(self, result: Any) -> None:
         try:

@@ -47,14 +47,15 @@ class UnknownSessionAudit:
     forged, tampered with, or expired (the user is then anonymous and, for a page that
     needs a login, sent to it). The cookie's value is not logged. Django's session
     middleware deletes such a cookie in its answer, so a browser leaves one entry, not
-    one a request for ever. Loading the session here is the load the request would make
-    anyway (it is cached on ``request.session``)."""
+    one a request for ever. Loading the session here is the load a page makes anyway (it
+    is cached on ``request.session``); static files, which need none, are not looked at."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.COOKIES.get(settings.SESSION_COOKIE_NAME):
+        if request.COOKIES.get(settings.SESSION_COOKIE_NAME) and \
+                not request.path.startswith(settings.STATIC_URL):
             session = request.session
             session.keys()  # loads it; an unknown or expired key becomes None
             if session.session_key is None:

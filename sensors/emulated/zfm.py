@@ -534,7 +534,8 @@ class ZfmEmulator:
             # A finger placed by hand (a test, the bench) is imaged at once: work out its
             # pattern now, outside the lock, before the host's next readImage.
             fingerprints.prepare(*who)
-            self._pattern_ready(*who)
+            with self._lock:
+                self._patterns.setdefault((who[0], int(who[1])), threading.Event()).set()
         elif name in ("person", "finger"):
             # The kiosk's flows set the person while the host is polling: worked out on a
             # thread, and the cooperative person's finger arrives once it exists.

@@ -16,8 +16,8 @@ target. The rest is broken down by mapping: Python's heap and anonymous memory, 
 shared libraries of OpenCV, numpy, Kivy/SDL and the others.
 
 Two things in the kiosk process belong to the rig, not to the kit, and hide in its
-anonymous memory (Python's objects and code): the emulated camera's test picture
-(``skimage.data``, which brings SciPy, imageio, tifffile and numpy's f2py/testing) and
+anonymous memory (Python's objects and code): the emulated camera's test pictures (read
+from scikit-image's package folder, without importing ``skimage.data`` and its SciPy) and
 the test pilot's pytest (``tests.ui.scenarios`` imports ``tests.conftest``). Their cost
 is measured apart, in a fresh interpreter that first loads what the kiosk loads anyway
 (numpy, OpenCV, Kivy, the kit's modules), and printed as an estimate; it is not taken
@@ -29,8 +29,9 @@ root, the bench also reads both ``/proc/PID/pagemap`` at the peak and prints the
 physical memory the two hold together, each page frame once, outside the GL driver's
 mappings; the RSS sum stays the headline figure.
 
-What is left of the kiosk's anonymous memory (about 145 MiB, issue 15, Dec 2026): some
-70 MiB of Python objects and code (tracemalloc: some 1100 modules' code and dicts, the
+What is left of the kiosk's anonymous memory (about 129 MiB, issue 15, Dec 2026): some
+70 MiB of Python objects and code (tracemalloc: the code and dicts of some 1100
+modules, about 180 of them skimage's and SciPy's, since gone; the
 Kivy widgets of the screens built so far, the emulated camera's frames), the rest native
 heap (glibc's arenas hold little free memory -- MALLOC_ARENA_MAX=2 saved about
 1 MiB -- the rest is Mesa/llvmpipe's buffers, SDL, Kivy's textures, OpenCV; fewer
@@ -234,7 +235,7 @@ print(json.dumps(out))
 
 def rig_share() -> dict[str, float]:
     """MiB the kiosk process holds for the rig, not the kit: ``camera`` (the emulated
-    camera's test picture: skimage, SciPy, imageio) and ``pilot`` (pytest, imported by
+    camera's test picture, decoded) and ``pilot`` (pytest, imported by
     the test scenarios). An estimate from a fresh interpreter (see the docstring)."""
     import json
 

@@ -390,6 +390,11 @@ def test_forged_session_cookie_is_anonymous(site: Site) -> None:
     # A real session is not: the logged-in client's next page adds no entry.
     assert client.get("/audit/").status == 200
     assert len(site.entries(action="bad_session")) == before + 2
+    # A static file with a forged cookie is served and not looked at (no session needed).
+    stale = Client(site.url)
+    stale.set_cookie("sessionid", secrets.token_hex(16))
+    assert stale.get("/static/office.css").status == 200
+    assert len(site.entries(action="bad_session")) == before + 2
 
 
 # -- the log itself ---------------------------------------------------------------------------
