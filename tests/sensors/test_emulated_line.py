@@ -204,6 +204,10 @@ class Upload:
         self.port = port
         self.clock = SimulatedClock()
         port.clock, port.sleep = self.clock, self.clock.sleep
+        # The readImage ack went out on the real clock and was read whole: the line is
+        # free. Without this the simulated schedule would start at the host's monotonic
+        # time (days of uptime: 1e5 s and more), where 289 float sums drift by nanoseconds.
+        port._line_free_at = 0.0
         self.slices: list[Slice] = []
         self.writes = 0
         self.queued: list[bool] = []
