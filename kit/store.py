@@ -37,19 +37,49 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nacl.exceptions
 from nacl.public import PrivateKey, PublicKey, SealedBox
-from sqlite_utils import Database, Migrations
 
 from sync.durable import connect_durable, transaction
 from sync.envelope import read_key_file
 from sync.errors import JaranIjoError, StoreError
+
+
+def _import_sqlite_utils() -> Any:
+    """sqlite-utils, without the numpy and pandas it would load only for their types.
+
+    ``sqlite_utils.db`` imports numpy and pandas when they are installed, to map their
+    scalar types to column types. The store never writes one, and the agent needs
+    neither: numpy alone is 11 MiB of the agent's 50 (issue 15's memory budget). So
+    when numpy is not loaded yet, sqlite-utils is imported with the two hidden (a
+    ``None`` in ``sys.modules`` makes their import fail, which sqlite-utils expects) and
+    shown again at once: a later ``import numpy`` (the kiosk's OpenCV) loads as usual.
+    """
+    hidden = [] if "sqlite_utils" in sys.modules else [
+        name for name in ("numpy", "pandas") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import sqlite_utils
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, "") is None:
+                del sys.modules[name]
+    return sqlite_utils
+
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database, Migrations
+else:
+    _sqlite_utils = _import_sqlite_utils()
+    Database, Migrations = _sqlite_utils.Database, _sqlite_utils.Migrations
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from kit.records import store_assignment
 from kit.store import Store
 from sync.domain import SAMPLE_ASSIGNMENT_PATH, Assignment
 from sync.envelope import KitPublicKeys, OfficeKeys
+from tests import OFFICER, PIN, TECHNICIAN_PIN
 
 # Real PostgreSQL and real Chromium, for the office's tests (fixtures `postgres`, `browser`).
 pytest_plugins = ["tests.postgres", "tests.browser"]
@@ -41,8 +42,6 @@ pytest_plugins = ["tests.postgres", "tests.browser"]
 # /var/lib/jaranijo-office (subprocesses inherit it).
 os.environ.setdefault("JARANIJO_OFFICE_DATA", tempfile.mkdtemp(prefix="jaranijo-office-"))
 
-OFFICER, PIN = "P-0001", "4829135071"
-TECHNICIAN_PIN = "97531864"  # the fixture kit's technician menu PIN (provisioning hashes it)
 # Cheap Argon2id, and no TPM: the software key slots (tests/kit/test_tpm.py has the TPM).
 FAST_ARGON2 = {"argon2_opslimit": 1, "argon2_memlimit_mib": 8, "tpm": "off"}
 

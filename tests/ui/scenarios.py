@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tests.conftest import PIN, TECHNICIAN_PIN
+from tests import PIN, TECHNICIAN_PIN
 from tests.ui.pilot import Pilot
 
 

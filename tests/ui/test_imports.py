@@ -40,7 +40,8 @@ def test_the_kiosk_start_path_imports_neither_opencv_nor_the_tpm_library() -> No
 
 def test_the_agent_loads_none_of_the_kiosks_drivers() -> None:
     """The agent opens the GNSS, the modem and the battery; the fingerprint sensor's
-    library (pyfingerprint, PIL), gpiozero, OpenCV and Kivy belong to the kiosk."""
+    library (pyfingerprint, PIL), gpiozero, OpenCV and Kivy belong to the kiosk. Nor
+    does it load numpy (11 MiB), which sqlite-utils would import for its types."""
     code = ("import kit.agent.service, kit.devices, kit.keyring, sensors.registry\n"
             "from sensors.registry import open_battery, open_gnss, open_modem\n"
             "from sensors.settings import BatterySection, GnssSection, ModemSection\n"
@@ -48,7 +49,28 @@ def test_the_agent_loads_none_of_the_kiosks_drivers() -> None:
             "open_gnss(GnssSection(port='/dev/null'))\n"
             "open_modem(ModemSection(port='/dev/null'))")
     assert loaded_after(code, ("gpiozero", "pyfingerprint", "PIL", "cv2", "kivy",
-                               "tpm2_pytss")) == []
+                               "tpm2_pytss", "numpy", "pandas")) == []
+
+
+def test_the_store_without_numpy_still_stores_and_numpy_loads_after_it(
+        tmp_path: Path) -> None:
+    """sqlite-utils is imported with numpy hidden, then numpy is shown again: the store
+    writes and reads a row through sqlite-utils, and ``import numpy`` afterwards (what
+    the kiosk's OpenCV does) gives the real module."""
+    code = ("import sys, kit.store\nassert 'numpy' not in sys.modules\n"
+            "import sqlite_utils.db\nassert sqlite_utils.db.np is None\n"
+            f"db = kit.store.Database({str(tmp_path / 'x.db')!r})\n"
+            "db['t'].insert({'id': 1, 'v': 'ok'}, pk='id')\n"
+            "assert db['t'].get(1) == {'id': 1, 'v': 'ok'}\n"
+            "import numpy\nassert numpy.zeros(3).sum() == 0")
+    assert loaded_after(code, ("numpy", "sqlite_utils")) == ["numpy", "sqlite_utils"]
+
+
+def test_the_kiosks_test_pilot_imports_no_pytest() -> None:
+    """The scenarios and the driver run inside the kiosk's process (the memory bench
+    measures it): pytest, which a kit does not carry, must not be loaded there."""
+    code = "import tests.ui.scenarios, tests.ui.driver"
+    assert loaded_after(code, ("pytest", "_pytest")) == []
 
 
 def test_the_tpm_library_loads_on_the_first_tpm_operation() -> None:
