@@ -12,10 +12,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sync.cli import not_installed
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``demo`` to ``jaranijo`` (:mod:`sync.cli` finds this through its entry points)."""
-    p = sub.add_parser("demo", help="run the whole system on emulated devices and narrate it")
+    """Add ``demo`` to ``jaranijo`` (:mod:`sync.cli` finds this through its entry points);
+    it runs the office and the emulated rig, so it needs both extras."""
+    summary = "run the whole system on emulated devices and narrate it"
+    if not_installed(sub, "demo", "office,rig", ("django", "skimage"), summary):
+        return
+    p = sub.add_parser("demo", help=summary)
     p.add_argument("--headless", action="store_true", help="no kiosk window, even with a display")
     p.add_argument("--keep", metavar="DIR", help="keep the demo's files in DIR (default: temp)")
     p.set_defaults(func=cmd_demo)

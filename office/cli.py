@@ -14,11 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sync.cli import not_installed
 from sync.errors import ValidationError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``jaranijo office`` and its actions."""
+    """Add ``jaranijo office`` and its actions (a refusal where the office extra is not
+    installed, as on a kit)."""
+    if not_installed(sub, "office", "office", ("django", "weasyprint", "cryptography"),
+                     "office-side tools"):
+        return
     office_sub = sub.add_parser("office", help="office-side tools").add_subparsers(
         dest="office_command", required=True, metavar="ACTION")
     p = office_sub.add_parser("keygen", help="create the office's seal and sign key pairs")

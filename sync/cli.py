@@ -12,6 +12,7 @@ line in the chosen language and exits 2; only a bug prints a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -19,13 +20,43 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
 from sync import __version__
-from sync.errors import Fault
+from sync.errors import ConfigError, Fault
 
 EXIT_FAULT = 2
 ENTRY_POINT_GROUP = "jaranijo.commands"
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def not_installed(sub: Subparsers, command: str, extra: str, modules: Sequence[str],
+                  summary: str) -> bool:
+    """Whether ``command`` cannot run here for want of ``extra``'s modules; if so it is
+    registered as a refusal that says so (a kit image carries only the kit's part of the
+    project, not the office's). ``register`` functions call this first and stop on True."""
+    absent = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not absent:
+        return False
+
+    def refuse(args: argparse.Namespace) -> int:
+        raise ConfigError(
+            id=f"'jaranijo {command}' tidak terpasang di mesin ini (tidak ada modul "
+               f"{', '.join(absent)}; sebuah kit hanya membawa bagian kit)",
+            en=f"'jaranijo {command}' is not installed on this machine (no module "
+               f"{', '.join(absent)}; a kit carries only the kit's part)",
+            hint_id=f"Pasang dengan: pip install 'jaranijo[{extra}]' (./bootstrap memasang "
+                    f"semuanya)",
+            hint_en=f"Install it with: pip install 'jaranijo[{extra}]' (./bootstrap installs "
+                    f"everything)",
+            code="not_installed")
+
+    # whatever follows is taken as it is (no option is known here, -h included): the
+    # refusal is the answer to any of them
+    p = sub.add_parser(command, help=f"{summary} (not installed here: jaranijo[{extra}])",
+                       prefix_chars="\0", add_help=False)
+    p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    p.set_defaults(func=refuse)
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:

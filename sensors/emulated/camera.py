@@ -145,7 +145,8 @@ def _skimage_picture(name: str) -> np.ndarray:
         bgr = cv2.imread(os.path.join(folder, "data", f"{name}.png"), cv2.IMREAD_COLOR)
         if bgr is not None:
             return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    raise FileNotFoundError(f"scikit-image's test picture {name}.png is not installed")
+    raise FileNotFoundError(f"scikit-image's test picture {name}.png is not installed (the "
+                            f"emulated rig's extra: pip install 'jaranijo[rig]')")
 
 
 @functools.cache

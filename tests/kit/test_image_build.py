@@ -146,11 +146,15 @@ def test_fstab_root_read_only_and_store_on_the_data_partition(build: ModuleType)
     assert by_target["/boot/firmware"][2] == "vfat"
 
 
-def test_target_requirements_drop_x86_only_and_keep_the_pi_extra(build: ModuleType) -> None:
+def test_target_requirements_are_the_kits_part_with_the_pi_extra(build: ModuleType) -> None:
     reqs = build.target_requirements()
     names = {r.split(">")[0].split("=")[0].split("[")[0].split("<")[0] for r in reqs}
     assert "wsq" not in names
     assert {"kivy", "pynacl", "lgpio", "tpm2-pytss"} <= names
+    # the kit's part only: neither the office's web app and documents nor the rig's
+    # test pictures (scikit-image brings SciPy)
+    assert not names & {"django", "weasyprint", "pyhanko", "psycopg", "holidays",
+                        "openpyxl", "scikit-image", "uvicorn"}
     assert all(";" not in r for r in reqs)
 
 
