@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import ipaddress
+import os
 import re
 import shutil
 import subprocess
@@ -236,13 +237,62 @@ def test_mmdebstrap_command_and_configure_steps_are_valid_shell(
     steps = build.configure_hooks(opts)
     assert any("configure.sh" in h for h in steps)
     # the native sources: build requirements first (once each), then compiled offline
-    assert sum(h.endswith("/tmp/wheels pkgconfig 'setuptools>=44'") for h in steps) == 1
+    assert sum(h.endswith("/tmp/native-wheels pkgconfig 'setuptools>=44'")
+               for h in steps) == 1
     native = next(h for h in steps if "tpm2-pytss" in h)
     assert "--no-index" in native and "--no-build-isolation" in native
     assert "env -i" in native  # the build PC's pip and CA settings stay out of the chroot
     assert any("*.tar.gz" in h for h in steps)  # the sources reach the chroot too
     for hook in hooks + steps:
         subprocess.run(["sh", "-n", "-c", hook], check=True)
+
+
+FAKE_CHROOT = """#!/bin/sh
+# chroot ROOT CMD...: records the command; `pip wheel ... -w DIR REQ` makes REQ's wheel
+root=$1; shift
+echo "$*" >> "$CALLS"
+case "$*" in
+  *"/pip wheel "*) mkdir -p "$root/tmp/native-wheels"
+                   touch "$root/tmp/native-wheels/tpm2_pytss-3.0.0-cp311-cp311-linux_aarch64.whl";;
+esac
+"""
+
+
+def test_a_native_requirement_is_compiled_once_and_its_wheel_kept_for_a_rerun(
+        build: ModuleType, tmp_path: Path) -> None:
+    """The configure stage purges the build tools, so a re-run over the kept rootfs could
+    not compile again: the first run keeps the arm64 wheel in work/native-wheels, a second
+    run (a root without the tools) installs that wheel and compiles nothing."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "native-build.txt").write_text("tpm2-pytss>=2.3\n")
+    opts = build.Options(out=tmp_path, work=work, mirror="http://deb.debian.org/debian",
+                         suite="bookworm", python=sys.executable, data_mib=64, boot_mib=64,
+                         stages=["configure"], name="t")
+    steps = build.configure_hooks(opts)
+    copy = next(h for h in steps if "native-wheels" in h and "chroot" not in h)
+    native = next(h for h in steps if "pip wheel" in h)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "chroot").write_text(FAKE_CHROOT)
+    (bin_dir / "chroot").chmod(0o755)
+    calls = tmp_path / "calls"
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", CALLS=str(calls))
+    for run, root in enumerate((tmp_path / "root1", tmp_path / "root2")):
+        (root / "tmp").mkdir(parents=True)
+        calls.write_text("")
+        for step in (copy, native):
+            subprocess.run(["sh", "-c", step, "sh", str(root)], check=True, env=env)
+        done = calls.read_text().splitlines()
+        wheels = [line for line in done if "/pip wheel " in line]
+        installs = [line for line in done if "/pip install " in line]
+        assert len(wheels) == (1 if run == 0 else 0), done
+        assert len(installs) == 1 and "--find-links /tmp/native-wheels" in installs[0]
+        assert installs[0].endswith("tpm2-pytss>=2.3")
+        assert (root / "tmp" / "native-wheels").is_dir()
+    assert [w.name for w in (work / "native-wheels").iterdir()] == [
+        "tpm2_pytss-3.0.0-cp311-cp311-linux_aarch64.whl"]
+    assert not (work / "native-failed.txt").exists()
 
 
 def test_an_interrupted_builds_mounts_stop_the_rootfs_stage(build: ModuleType,
