@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -154,7 +155,11 @@ def _login_in_browser(driver: WebDriver, username: str, password: str) -> None:
     driver.find_element(By.ID, "id_password").send_keys(password)
     button = driver.find_element(By.ID, "login-submit")
     button.click()
-    WebDriverWait(driver, 10).until(ec.staleness_of(button))  # the next page has loaded
+    # the next page has loaded. Asked mid-navigation, chromedriver may answer "Node with
+    # given id does not belong to the document" (a WebDriverException, not a stale
+    # element): that asks again, and the next answer is the stale element.
+    WebDriverWait(driver, 10, ignored_exceptions=(WebDriverException,)).until(
+        ec.staleness_of(button))
 
 
 def test_login_wrong_password_login_and_logout_in_chromium(
