@@ -180,6 +180,7 @@ class KioskApp(App):
     def set_lang(self, lang: str) -> None:
         self.lang = lang
         self.t = Table(lang)
+        self.status_bar.relabel(lang)
         screen = self.screens.current_screen
         if screen is not None and screen.name not in ("login", "technician"):
             screen.refresh()

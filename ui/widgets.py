@@ -160,15 +160,23 @@ class StatusBar(BoxLayout):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._snap: Any = None  # the last reading shown
         Clock.schedule_interval(self._tick, 1.0)
         self._tick(0)
 
     def _tick(self, _dt: float) -> None:
         self.clock = time.strftime("%H:%M")
 
+    def relabel(self, lang: str) -> None:
+        """The last reading again, in ``lang``: the language switch redraws the bar at
+        once instead of at the next reading (up to three seconds later)."""
+        if self._snap is not None:
+            self.show(self._snap, lang)
+
     def show(self, snap: Any, lang: str) -> None:
         from ui.i18n import tr
 
+        self._snap = snap
         if snap.battery_percent is None:
             self.battery = tr("status.battery_unknown", lang)
         else:

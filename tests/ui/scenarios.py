@@ -12,6 +12,7 @@ from typing import Any
 
 from tests import PIN, TECHNICIAN_PIN
 from tests.ui.pilot import Pilot
+from ui.i18n import tr
 
 
 def login(p: Pilot, pin: str = PIN, shot: str = "") -> None:
@@ -499,6 +500,12 @@ def scenario_tour(p: Pilot) -> dict[str, Any]:
     p.at("home")
     p.shot("home")
     p.tap("home.lang")
+    # the status bar is redrawn in English with the switch, not at its next reading
+    drawn = p.call(lambda: (p.app.status_bar.ids.outbox.text, p.app.status_bar.ids.signal.text,
+                            p.app.status_bar._snap))
+    assert drawn[0] == tr("status.outbox", "en", n=drawn[2].outbox), drawn
+    if drawn[2].signal_bars is None:
+        assert drawn[1] == tr("status.no_signal", "en"), drawn
     p.shot("home-en")
     p.tap("home.lang")
     open_target(p, 6)
