@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import Distribution, EntryPoint, entry_points
 
 from sync import __version__
 from sync.errors import ConfigError, Fault
@@ -72,13 +72,49 @@ def build_parser() -> argparse.ArgumentParser:
                         help="language of messages (default: id, or $JARANIJO_LANG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
-    if not found:
-        parser.error("no subcommands are installed: run 'pip install -e .' in the checkout")
-    for ep in found:
+    for ep in _commands():
         register: Callable[[Subparsers], None] = ep.load()
         register(sub)
     return parser
+
+
+def _commands() -> list[EntryPoint]:
+    """The ``jaranijo.commands`` entry points, by name.
+
+    importlib.metadata keeps each ``sys.path`` folder's listing for as long as the folder's
+    mtime stays the same, and takes the first distribution named ``jaranijo`` it meets (in
+    a checkout, the ``jaranijo.egg-info`` an editable install leaves there). A test worker
+    that had run for ten minutes was once handed no commands at all (in about one full run
+    of three; never reproduced alone). So an empty answer is not believed: every jaranijo
+    metadata folder on ``sys.path`` is read afresh (``Distribution.at``, no cache), and the
+    first that declares commands is used; if none does, the error names what was read.
+    """
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    if found:
+        return found
+    read: list[str] = []
+    for folder in sys.path:
+        try:
+            names = sorted(os.listdir(folder or "."))
+        except OSError:
+            continue
+        for name in names:
+            stem, _, kind = name.partition(".")
+            if kind not in ("dist-info", "egg-info") \
+                    or stem.split("-")[0].lower() != "jaranijo":
+                continue
+            path = os.path.join(folder, name)
+            read.append(path)
+            found = sorted(Distribution.at(path).entry_points.select(group=ENTRY_POINT_GROUP),
+                           key=lambda ep: ep.name)
+            if found:
+                logging.getLogger(__name__).warning(
+                    "importlib.metadata found no subcommands; %s has them", path)
+                return found
+    raise SystemExit(
+        "jaranijo: no subcommands are installed (metadata read: "
+        f"{', '.join(read) or 'no jaranijo distribution on sys.path'}): "
+        "run 'pip install -e .' in the checkout")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

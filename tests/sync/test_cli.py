@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +97,23 @@ def test_on_a_kit_office_and_demo_say_they_are_not_installed_and_what_to_install
     for command in ("agent", "ui", "firstboot", "selftest", "officer", "emulate"):
         assert f"\n    {command} " in listed.stdout, (command, listed.stdout)
     assert "office-side tools (not installed here:" in listed.stdout
+
+
+def test_an_empty_answer_from_the_metadata_cache_is_read_again_from_the_folders(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A long-running process was once handed no commands by importlib.metadata's cached
+    listings; the parser then reads each jaranijo metadata folder itself, and only when
+    there is none says which it read."""
+    from importlib.metadata import EntryPoints
+
+    from sync import cli
+
+    monkeypatch.setattr(cli, "entry_points", lambda **_kw: EntryPoints([]))
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    # one command from each package's entry point: kit, office, demo, ui, sensors
+    assert {"selftest", "office", "demo", "ui", "emulate"} <= set(sub.choices)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    with pytest.raises(SystemExit) as stop:
+        cli.build_parser()
+    assert "no jaranijo distribution on sys.path" in str(stop.value)

@@ -151,14 +151,18 @@ class Pilot:
         widget = self.widget(target) if isinstance(target, str) else target
 
         def press() -> tuple[PilotTouch] | None:
-            """Finger down at the widget's centre, once it is enabled (in one frame)."""
+            """Finger down at the widget's centre, once it is enabled and no modal view
+            covers it (in one frame). A dismissed view fades out for a tenth of a second
+            and takes every touch until it is gone: a person waits for it, so does this."""
             if wait_enabled and widget.disabled:
+                return None
+            if _covered(widget):
                 return None
             touch = PilotTouch(*widget.to_window(*widget.center))
             EventLoop._dispatch_input("begin", touch)
             return (touch,)
 
-        (touch,) = self.wait(press, f"{target} to be enabled")
+        (touch,) = self.wait(press, f"{target} to be enabled and uncovered")
         # The loop dispatches input right after the clock callbacks of the frame that queued
         # it: one more frame and the widget has seen the finger down.
         self.settle(1)
@@ -230,6 +234,20 @@ def _labels() -> Iterator[Label]:
         for w in root.walk(restrict=True):
             if isinstance(w, Label) and _shown(w):
                 yield w
+
+
+def _covered(widget: Widget) -> bool:
+    """Whether a modal view lies over ``widget``: one added to the window after the
+    window's child that holds ``widget`` (``Window.children[0]`` is the topmost, and it
+    gets a touch first)."""
+    from kivy.uix.modalview import ModalView
+
+    top: Any = widget
+    while top.parent is not None and top.parent is not Window:
+        top = top.parent
+    above = Window.children[:Window.children.index(top)] if top in Window.children \
+        else Window.children
+    return any(isinstance(v, ModalView) for v in above)
 
 
 def _shown(widget: Widget) -> bool:
