@@ -99,9 +99,9 @@ def _commands() -> list[EntryPoint]:
         except OSError:
             continue
         for name in names:
-            stem, _, kind = name.partition(".")
-            if kind not in ("dist-info", "egg-info") \
-                    or stem.split("-")[0].lower() != "jaranijo":
+            # jaranijo-0.1.0.dist-info (an install) or jaranijo.egg-info (a checkout)
+            if not name.endswith((".dist-info", ".egg-info")) \
+                    or name.split("-")[0].removesuffix(".egg-info").lower() != "jaranijo":
                 continue
             path = os.path.join(folder, name)
             read.append(path)

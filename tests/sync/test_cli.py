@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -112,6 +113,11 @@ def test_an_empty_answer_from_the_metadata_cache_is_read_again_from_the_folders(
     sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
     # one command from each package's entry point: kit, office, demo, ui, sensors
     assert {"selftest", "office", "demo", "ui", "emulate"} <= set(sub.choices)  # type: ignore[arg-type]
+
+    # an installed kit's metadata (jaranijo-<version>.dist-info), without the checkout's
+    monkeypatch.setattr(sys, "path", [sysconfig.get_paths()["purelib"]])
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    assert "selftest" in sub.choices  # type: ignore[operator]
 
     monkeypatch.setattr(sys, "path", [str(tmp_path)])
     with pytest.raises(SystemExit) as stop:
