@@ -29,6 +29,7 @@ from office.db import OfficeDb, setup_django
 from sync.envelope import OfficeKeys
 from tests.browser import (  # noqa: F401  (browser: the fixture)
     browser,
+    click_for_next_page,
     log_in,
     screenshot,
     text_of,
@@ -233,23 +234,20 @@ def test_a_head_adds_an_office_day_off_and_a_deadline_moves(
     # Malformed: the note missing.
     set_date(browser, "id_day", day_off.isoformat())
     browser.find_element(By.ID, "id_working_0").click()  # libur tambahan
-    browser.find_element(By.ID, "override-submit").click()
-    wait(browser, "document.getElementById('override-errors')")
+    click_for_next_page(browser, "override-submit", "document.getElementById('override-errors')")
     assert "Isi keterangan" in text_of(browser, "#error-note")
     # Malformed: a "working" override on a day that already is one.
     set_date(browser, "id_day", day_off.isoformat())
     browser.find_element(By.ID, "id_working_1").click()
     browser.find_element(By.ID, "id_note").send_keys("SE Bupati Blitar")
-    browser.find_element(By.ID, "override-submit").click()
-    wait(browser, "document.getElementById('override-errors')")
+    click_for_next_page(browser, "override-submit", "document.getElementById('override-errors')")
     assert "sudah hari kerja" in text_of(browser, "#error-working")
     # Malformed: a date that does not exist (typed into a plain text field, as a script
     # or an old browser would send it).
     browser.execute_script("var f = document.getElementById('id_day');"
                            "f.type = 'text'; f.value = '2026-02-30';")
     browser.find_element(By.ID, "id_working_0").click()
-    browser.find_element(By.ID, "override-submit").click()
-    wait(browser, "document.getElementById('override-errors')")
+    click_for_next_page(browser, "override-submit", "document.getElementById('override-errors')")
     assert "Tanggal tidak valid: tulis TTTT-BB-HH" in text_of(browser, "#error-day")
     screenshot(browser, "clock-days-refused")
 
@@ -259,15 +257,13 @@ def test_a_head_adds_an_office_day_off_and_a_deadline_moves(
     note = browser.find_element(By.ID, "id_note")
     note.clear()
     note.send_keys("SE Bupati Blitar: libur daerah")
-    browser.find_element(By.ID, "override-submit").click()
-    wait(browser, "document.getElementById('days-saved')")
+    click_for_next_page(browser, "override-submit", "document.getElementById('days-saved')")
     assert "libur daerah" in text_of(browser, f"#override-{day_off.isoformat()}")
     # The same day again: refused as a duplicate.
     set_date(browser, "id_day", day_off.isoformat())
     browser.find_element(By.ID, "id_working_0").click()
     browser.find_element(By.ID, "id_note").send_keys("lagi")
-    browser.find_element(By.ID, "override-submit").click()
-    wait(browser, "document.getElementById('override-errors')")
+    click_for_next_page(browser, "override-submit", "document.getElementById('override-errors')")
     assert "sudah ada di tabel" in text_of(browser, "#error-day")
     screenshot(browser, "clock-days-table")
 
@@ -302,8 +298,7 @@ def test_a_head_adds_an_office_day_off_and_a_deadline_moves(
     assert note.get_attribute("value") == "SE Bupati Blitar: libur daerah"
     note.clear()
     note.send_keys("SE Bupati Blitar No. 7")
-    browser.find_element(By.ID, "override-submit").click()
-    wait(browser, "document.getElementById('days-saved')")
+    click_for_next_page(browser, "override-submit", "document.getElementById('days-saved')")
     assert "No. 7" in text_of(browser, f"#override-{day_off.isoformat()}")
     browser.find_element(By.CSS_SELECTOR, f"#override-{day_off.isoformat()} button.delete").click()
     wait(browser, "document.getElementById('days-saved')")
