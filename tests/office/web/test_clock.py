@@ -175,14 +175,14 @@ def test_an_operator_sees_the_lists_and_marks_a_ktp_el_done(
     # Handed over without a printing date: refused, in Indonesian, nothing saved.
     printed_id, handed_id = mark_ids(office, SOON)
     set_date(browser, handed_id, office.today.isoformat())
-    browser.find_element(By.CSS_SELECTOR, f"#mark-{office.records[SOON]} .mark-button").click()
-    wait(browser, f"document.querySelector('#row-{office.records[SOON]}.has-error')")
+    click_for_next_page(browser, f"#mark-{office.records[SOON]} .mark-button",
+                        f"document.querySelector('#row-{office.records[SOON]}.has-error')")
     assert "Isi tanggal cetak dulu: KTP-el diserahkan sesudah dicetak." in text_of(
         browser, f"#row-{office.records[SOON]}")
     # A printing date in the future: refused with today's date in the message.
     set_date(browser, printed_id, (office.today + dt.timedelta(days=2)).isoformat())
-    browser.find_element(By.CSS_SELECTOR, f"#mark-{office.records[SOON]} .mark-button").click()
-    wait(browser, f"document.querySelector('#row-{office.records[SOON]}.has-error')")
+    click_for_next_page(browser, f"#mark-{office.records[SOON]} .mark-button",
+                        f"document.querySelector('#row-{office.records[SOON]}.has-error')")
     assert "Tanggal tidak boleh sesudah hari ini" in text_of(
         browser, f"#row-{office.records[SOON]}")
     screenshot(browser, "clock-mark-refused")
@@ -234,20 +234,20 @@ def test_a_head_adds_an_office_day_off_and_a_deadline_moves(
     # Malformed: the note missing.
     set_date(browser, "id_day", day_off.isoformat())
     browser.find_element(By.ID, "id_working_0").click()  # libur tambahan
-    click_for_next_page(browser, "override-submit", "document.getElementById('override-errors')")
+    click_for_next_page(browser, "#override-submit", "document.getElementById('override-errors')")
     assert "Isi keterangan" in text_of(browser, "#error-note")
     # Malformed: a "working" override on a day that already is one.
     set_date(browser, "id_day", day_off.isoformat())
     browser.find_element(By.ID, "id_working_1").click()
     browser.find_element(By.ID, "id_note").send_keys("SE Bupati Blitar")
-    click_for_next_page(browser, "override-submit", "document.getElementById('override-errors')")
+    click_for_next_page(browser, "#override-submit", "document.getElementById('override-errors')")
     assert "sudah hari kerja" in text_of(browser, "#error-working")
     # Malformed: a date that does not exist (typed into a plain text field, as a script
     # or an old browser would send it).
     browser.execute_script("var f = document.getElementById('id_day');"
                            "f.type = 'text'; f.value = '2026-02-30';")
     browser.find_element(By.ID, "id_working_0").click()
-    click_for_next_page(browser, "override-submit", "document.getElementById('override-errors')")
+    click_for_next_page(browser, "#override-submit", "document.getElementById('override-errors')")
     assert "Tanggal tidak valid: tulis TTTT-BB-HH" in text_of(browser, "#error-day")
     screenshot(browser, "clock-days-refused")
 
@@ -257,13 +257,13 @@ def test_a_head_adds_an_office_day_off_and_a_deadline_moves(
     note = browser.find_element(By.ID, "id_note")
     note.clear()
     note.send_keys("SE Bupati Blitar: libur daerah")
-    click_for_next_page(browser, "override-submit", "document.getElementById('days-saved')")
+    click_for_next_page(browser, "#override-submit", "document.getElementById('days-saved')")
     assert "libur daerah" in text_of(browser, f"#override-{day_off.isoformat()}")
     # The same day again: refused as a duplicate.
     set_date(browser, "id_day", day_off.isoformat())
     browser.find_element(By.ID, "id_working_0").click()
     browser.find_element(By.ID, "id_note").send_keys("lagi")
-    click_for_next_page(browser, "override-submit", "document.getElementById('override-errors')")
+    click_for_next_page(browser, "#override-submit", "document.getElementById('override-errors')")
     assert "sudah ada di tabel" in text_of(browser, "#error-day")
     screenshot(browser, "clock-days-table")
 
@@ -298,10 +298,10 @@ def test_a_head_adds_an_office_day_off_and_a_deadline_moves(
     assert note.get_attribute("value") == "SE Bupati Blitar: libur daerah"
     note.clear()
     note.send_keys("SE Bupati Blitar No. 7")
-    click_for_next_page(browser, "override-submit", "document.getElementById('days-saved')")
+    click_for_next_page(browser, "#override-submit", "document.getElementById('days-saved')")
     assert "No. 7" in text_of(browser, f"#override-{day_off.isoformat()}")
-    browser.find_element(By.CSS_SELECTOR, f"#override-{day_off.isoformat()} button.delete").click()
-    wait(browser, "document.getElementById('days-saved')")
+    click_for_next_page(browser, f"#override-{day_off.isoformat()} button.delete",
+                        "document.getElementById('days-saved')")
     assert not browser.find_elements(By.ID, f"override-{day_off.isoformat()}")
     details = [e.detail for e in AuditEntry.objects.using(office.alias).filter(
         action="clock_days").order_by("id")]
