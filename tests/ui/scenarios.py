@@ -443,7 +443,7 @@ def scenario_gpio_capture(p: Pilot) -> dict[str, Any]:
     led.clear_states()
     buzzer.clear_states()
     _press(button)
-    p.wait(lambda: not screen.capturing and screen.problems, "the poor photo's problems")
+    p.wait(lambda: not screen.capturing and screen.reasons, "the poor photo's problems")
     p.wait(lambda: _rises(buzzer) >= 3 and not buzzer.state, "the failure beeps", 5)
     time.sleep(0.5)  # a window for what must not come: a fourth beep would have started
     error_beeps = _rises(buzzer)

@@ -652,6 +652,17 @@ def photo_reason_problems(p: Pilot, scene: str) -> list[str]:
                 problems.append(f"{scene}: reason {reason!r} not shown")
             else:
                 problems += [f"{scene}: {x}" for x in drawn_whole(label)]
+            shown = sum(w.text.count(reason) for w in labels)
+            if shown > 1:
+                problems.append(f"{scene}: reason {reason!r} drawn {shown} times")
+        # What does not fit the text column scrolls, and a bar that stays drawn says so:
+        # a line cut at the column's bottom edge must not look like the end of the list.
+        area, box = screen.ids.text_area, screen.ids.text_box
+        if box.height > area.height + 1:
+            bar = (area.bar_width, area.bar_inactive_color[3], area.bar_color[3])
+            if area.bar_width < p.app.mm or min(bar[1:]) < 0.9:
+                problems.append(f"{scene}: the reasons overflow the column ({box.height:.0f} "
+                                f"> {area.height:.0f} px) with no visible scroll bar {bar}")
         return problems
     found = p.call(check)
     p.shot(f"photo-reasons-{scene}")

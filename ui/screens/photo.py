@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from kivy.clock import Clock, mainthread
-from kivy.properties import BooleanProperty, NumericProperty, StringProperty
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 
 from sensors.errors import DeviceError
 from sync.errors import JaranIjoError
@@ -30,7 +30,10 @@ class PhotoScreen(KioskScreen):
     capturing = BooleanProperty(False)
     who = StringProperty("")
     frames_shown = NumericProperty(0)
-    problems = StringProperty("")  # every failed check of the last capture, one a line
+    reasons = ListProperty([])  # every failed check of the last capture, each with its fix
+    # ... drawn one a line, less the one the live hint above already shows in bold: at
+    # 800x480 the repeat pushed the last check below the bottom of the text column
+    problems = StringProperty("")
     needs = StringProperty("")  # what the step still needs (the workflow's missing(PHOTO))
     no_camera = StringProperty("")  # why there is no camera to take a photo with
 
@@ -46,7 +49,7 @@ class PhotoScreen(KioskScreen):
         self.who = flow.recording.target.name
         self._show_kept(flow.recording.photo)
         self.hint, self.hint_ok = "", False
-        self.problems, self.no_camera = "", ""
+        self.reasons, self.no_camera = [], ""
 
     def _show_kept(self, photo: Any) -> None:
         from kit.workflow import Step
@@ -114,13 +117,18 @@ class PhotoScreen(KioskScreen):
         self.hint, self.hint_ok = text, ok
         self.ids.preview.guide_ok = ok
 
+    def on_hint(self, *_args: Any) -> None:
+        self.problems = "\n".join(f"• {r}" for r in self.reasons if r != self.hint)
+
+    on_reasons = on_hint
+
     # -- capture -----------------------------------------------------------------------------
     def capture(self) -> None:
         if self.capturing:
             return
         self.capturing = True
         self.result = self.app.tr("photo.capturing")
-        self.problems = ""
+        self.reasons = []
         self.app.led("busy")
         self.app.run_async(self.kiosk.take_photo, self._captured, error=self._failed)
 
@@ -134,8 +142,7 @@ class PhotoScreen(KioskScreen):
         self.result = f"{shot}\n{self.result}"
         # Every failed check with its fix, not only the worst: the officer fixes them all
         # before the next shot instead of discovering them one capture at a time.
-        reasons = [] if quality.ok else assessment.reasons(self.app.lang)
-        self.problems = "\n".join(f"• {r}" for r in reasons)
+        self.reasons = [] if quality.ok else assessment.reasons(self.app.lang)
 
     def _failed(self, exc: BaseException) -> None:
         self.capturing = False
