@@ -648,8 +648,10 @@ def _visit(tell: Narrator, root: Path, office: OfficeKeys, rig: Any, broker: Any
                                  sealed, lang, pin, headless=headless, web=web, flow=flow)
         tell.step("Bedside visits (the headless driver drives the same API as the kiosk)")
         script = VisitScript(officer=OFFICER, pin=pin, assignment=assignment.id, visits=[
-            Visit(target=1, witness={"name": "Sulastri", "role": "perangkat desa",
-                                     "consent": True}),
+            # The first still is taken in the cluttered room; the photo check names the
+            # background and its fix, the officer hangs the plain cloth, the next passes.
+            Visit(target=1, photo_scene=["cluttered", "good"],
+                  witness={"name": "Sulastri", "role": "perangkat desa", "consent": True}),
             Visit(target=2, exceptions={4: "amputated", 5: "amputated"},
                   cannot_sign="kedua tangan lemah (stroke)",
                   witness={"name": "Sunarti", "role": "anak kandung", "consent": True}),

@@ -16,7 +16,11 @@ A script is TOML::
     # outcome: "record" (default: recorded, or partial if something is missing),
     # or a not-recorded outcome: refused, not_home, deceased, moved, unfit, not_found, other
     outcome = "record"
-    photo_scene = "good"           # emulated camera only: good, dark, blurred, ...
+    photo_scene = "good"           # emulated camera only: good, dark, blurred, cluttered,
+                                   # turned, eyes-closed, side-lit, ...; one scene gives the
+                                   # best of two stills, a list one still each in order (what
+                                   # the camera sees as the officer fixes what the check said:
+                                   # ["cluttered", "good"] is the backdrop hung between them)
     photo_reason = ""              # needed when the photo stays below the threshold
     fingers = [1, 2]               # which fingers to capture (default: all ten)
     exceptions = { 4 = "amputated", 5 = "amputated" }
@@ -71,7 +75,7 @@ class Visit:
     target: int | str
     outcome: str = "record"
     note: str = ""
-    photo_scene: str = "good"
+    photo_scene: str | list[str] = "good"
     photo_reason: str = ""
     fingers: list[int] = field(default_factory=lambda: [int(p) for p in FingerPosition])
     exceptions: dict[int, str] = field(default_factory=dict)
@@ -151,6 +155,9 @@ def load_script(path: Path, read_pin: Callable[[str], str] | None = None) -> Vis
                 Outcome(visit.outcome)
             if visit.pause_at:
                 Step(visit.pause_at)
+            if not _scenes(visit) or not all(isinstance(x, str) and x for x in _scenes(visit)):
+                raise ValueError(f"photo_scene must name a scene or list scenes, not "
+                                 f"{visit.photo_scene!r}")
         except (TypeError, ValueError) as exc:
             raise _bad(path, f"visit {n}: {exc}") from None
         visits.append(visit)
@@ -251,14 +258,21 @@ class ScriptedVisits:
 
     def _photo(self, controller: VisitController, visit: Visit) -> None:
         controller.camera()  # a missing camera says so before anything else
-        if self.devices.camera_emulator is not None:
-            self.devices.camera_emulator.control("scene", visit.photo_scene)
-            time.sleep(2.5 / max(1.0, self.config.devices.camera.fps))  # let new frames come
-        for _ in range(2):  # best of two stills
+        scenes = _scenes(visit)
+        shown = None
+        for scene in scenes if len(scenes) > 1 else scenes * 2:  # one scene: best of two
+            if self.devices.camera_emulator is not None and scene != shown:
+                self.devices.camera_emulator.control("scene", scene)
+                time.sleep(2.5 / max(1.0, self.config.devices.camera.fps))  # new frames
+                shown = scene
             _kept, assessment = controller.take_photo()
             quality = assessment.quality
-            self.say(f"  photo: quality {quality.score}/100"
-                     f"{'' if quality.ok else ' - ' + quality.reason(self.lang)}")
+            # every failed component with its fix, as the photo screen lists them
+            failed = "" if quality.ok else "; ".join(assessment.reasons(self.lang))
+            self.say(f"  photo: quality {quality.score}/100{' - ' + failed if failed else ''}")
+        photo = controller.require_flow().recording.photo
+        if photo is not None:
+            self.say(f"  photo kept: quality {photo.quality_score}/100")
         controller.require_flow().accept_photo(visit.photo_reason or None)
 
     def _fingers(self, controller: VisitController, visit: Visit) -> None:
@@ -295,6 +309,12 @@ class ScriptedVisits:
         strokes = synthetic_signature()
         controller.sign(strokes)
         self.say(f"  signature: {sum(len(s) for s in strokes)} points")
+
+
+def _scenes(visit: Visit) -> list[str]:
+    """The scenes the emulated camera shows for ``visit``'s stills, in order."""
+    scene = visit.photo_scene
+    return [scene] if isinstance(scene, str) else list(scene)
 
 
 def _pick_target(assignment: Assignment, wanted: int | str) -> Target:

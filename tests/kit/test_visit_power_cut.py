@@ -124,3 +124,36 @@ def test_sensor_unplugged_mid_capture_then_retry(kit_on_rig: KitOnRig, tmp_path:
                                      body.replace("target = 1", "target = 1\nresume = true")))
     assert code == 0, lines
     assert len(records_of(kit, target.id)) == 1
+
+
+def test_the_photo_check_names_the_backdrop_and_the_fixed_scene_is_kept(
+        kit_on_rig: KitOnRig, tmp_path: Path) -> None:
+    """A script's scenes, one still each: the cluttered room is refused for its background
+    with the fix, the plain backdrop hung after it passes, and the good still is kept."""
+    kit = kit_on_rig
+    target = kit.assignment.targets[0]
+    body = VISIT.replace("target = 1", 'target = 1\nphoto_scene = ["cluttered", "good"]')
+    code, lines = record(kit, script(tmp_path / "v.toml", body))
+    assert code == 0, "\n".join(lines[-12:])
+    photos = [line for line in lines if line.strip().startswith("photo:")]
+    assert len(photos) == 2, lines
+    assert "Background not plain: hang a plain backdrop behind the head" in photos[0]
+    assert " - " not in photos[1] and "quality 100/100" in photos[1], photos
+    blobs = records_of(kit, target.id)
+    assert len(blobs) == 1
+    _, opened = open_record(blobs[0], kit.office, lambda _k: kit.kit_public.sign)
+    assert opened.photo is not None and opened.photo.quality_score >= 60
+
+
+@pytest.mark.parametrize("scene", ["", [], ["good", 3]])
+def test_a_script_with_no_usable_photo_scene_is_refused(tmp_path: Path, scene: object,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kit.scripted_visit import load_script
+    from sync.errors import ValidationError
+
+    shown = {"": '""', "[]": "[]"}.get(str(scene), '["good", 3]')
+    path = script(tmp_path / "s.toml", f'[[visit]]\ntarget = 1\nphoto_scene = {shown}\n')
+    monkeypatch.setenv(PIN_ENV, PIN)
+    with pytest.raises(ValidationError) as refused:
+        load_script(path)
+    assert "visit 1: photo_scene must name a scene or list scenes" in refused.value.text("en")
