@@ -155,7 +155,8 @@ def load_script(path: Path, read_pin: Callable[[str], str] | None = None) -> Vis
                 Outcome(visit.outcome)
             if visit.pause_at:
                 Step(visit.pause_at)
-            if not _scenes(visit) or not all(isinstance(x, str) and x for x in _scenes(visit)):
+            scenes = _scenes(visit)
+            if not scenes or not all(isinstance(x, str) and x for x in scenes):
                 raise ValueError(f"photo_scene must name a scene or list scenes, not "
                                  f"{visit.photo_scene!r}")
         except (TypeError, ValueError) as exc:

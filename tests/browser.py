@@ -132,16 +132,18 @@ def wait(driver: WebDriver, what: str, timeout: float = 20) -> None:
         lambda d: d.execute_script(f"return Boolean({what});"), what)
 
 
-def click_for_next_page(driver: WebDriver, selector: str, then: str,
+def click_for_next_page(driver: WebDriver, selector: str, then: str = "true",
                         timeout: float = 20) -> None:
-    """Click the element the CSS ``selector`` finds and wait until a *new* page has loaded
-    on which ``then`` holds.
+    """Click the element the CSS ``selector`` finds (scrolled into view) and wait until a
+    *new* page has loaded on which ``then`` holds.
 
     Waiting on ``then`` alone is a race when the page already on screen satisfies it (a
     second refused form over a first: the old ``#errors`` answers before the new page
     arrives); the page is tagged first and the tag must be gone."""
-    driver.execute_script("window.__jaranijo_old_page = true;")
-    driver.find_element("css selector", selector).click()
+    element = driver.find_element("css selector", selector)
+    driver.execute_script("window.__jaranijo_old_page = true; arguments[0].scrollIntoView();",
+                          element)
+    element.click()
     wait(driver, f"!window.__jaranijo_old_page && document.readyState === 'complete' && ({then})",
          timeout)
 

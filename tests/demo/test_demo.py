@@ -27,7 +27,7 @@ def test_demo_runs_the_whole_visit(tmp_path: Path) -> None:
     assert "resident 1: sealed" in out and "recorded, 10 fingers" in out
     # the cluttered room's still refused for its background, with the fix; then kept good
     assert re.search(r"photo: quality \d+/100 - Background not plain: hang a plain backdrop "
-                     r"behind the head\n +photo: quality 100/100\n +photo kept: quality 100/100",
+                     r"behind the head\n +photo: quality (\d+)/100\n +photo kept: quality \1/100",
                      out), out[:6000]
     assert "exceptions ['amputated', 'amputated'], signature cannot sign" in out
     assert "resident 3: not recorded (refused)" in out

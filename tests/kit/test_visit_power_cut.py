@@ -138,21 +138,20 @@ def test_the_photo_check_names_the_backdrop_and_the_fixed_scene_is_kept(
     photos = [line for line in lines if line.strip().startswith("photo:")]
     assert len(photos) == 2, lines
     assert "Background not plain: hang a plain backdrop behind the head" in photos[0]
-    assert " - " not in photos[1] and "quality 100/100" in photos[1], photos
+    assert " - " not in photos[1], photos  # nothing failed: no reason after the score
     blobs = records_of(kit, target.id)
     assert len(blobs) == 1
     _, opened = open_record(blobs[0], kit.office, lambda _k: kit.kit_public.sign)
     assert opened.photo is not None and opened.photo.quality_score >= 60
 
 
-@pytest.mark.parametrize("scene", ["", [], ["good", 3]])
-def test_a_script_with_no_usable_photo_scene_is_refused(tmp_path: Path, scene: object,
+@pytest.mark.parametrize("scene", ['""', "[]", '["good", 3]'])  # as written in the TOML
+def test_a_script_with_no_usable_photo_scene_is_refused(tmp_path: Path, scene: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from kit.scripted_visit import load_script
     from sync.errors import ValidationError
 
-    shown = {"": '""', "[]": "[]"}.get(str(scene), '["good", 3]')
-    path = script(tmp_path / "s.toml", f'[[visit]]\ntarget = 1\nphoto_scene = {shown}\n')
+    path = script(tmp_path / "s.toml", f'[[visit]]\ntarget = 1\nphoto_scene = {scene}\n')
     monkeypatch.setenv(PIN_ENV, PIN)
     with pytest.raises(ValidationError) as refused:
         load_script(path)

@@ -10,7 +10,13 @@ from typing import Any
 
 import numpy as np
 from kivy.clock import Clock, mainthread
-from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
+from kivy.properties import (
+    AliasProperty,
+    BooleanProperty,
+    ListProperty,
+    NumericProperty,
+    StringProperty,
+)
 
 from sensors.errors import DeviceError
 from sync.errors import JaranIjoError
@@ -31,9 +37,13 @@ class PhotoScreen(KioskScreen):
     who = StringProperty("")
     frames_shown = NumericProperty(0)
     reasons = ListProperty([])  # every failed check of the last capture, each with its fix
+
+    def _problems(self) -> str:
+        return "\n".join(f"• {r}" for r in self.reasons if r != self.hint)
+
     # ... drawn one a line, less the one the live hint above already shows in bold: at
     # 800x480 the repeat pushed the last check below the bottom of the text column
-    problems = StringProperty("")
+    problems = AliasProperty(_problems, bind=("reasons", "hint"), cache=True)
     needs = StringProperty("")  # what the step still needs (the workflow's missing(PHOTO))
     no_camera = StringProperty("")  # why there is no camera to take a photo with
 
@@ -116,11 +126,6 @@ class PhotoScreen(KioskScreen):
     def _hint(self, text: str, ok: bool) -> None:
         self.hint, self.hint_ok = text, ok
         self.ids.preview.guide_ok = ok
-
-    def on_hint(self, *_args: Any) -> None:
-        self.problems = "\n".join(f"• {r}" for r in self.reasons if r != self.hint)
-
-    on_reasons = on_hint
 
     # -- capture -----------------------------------------------------------------------------
     def capture(self) -> None:

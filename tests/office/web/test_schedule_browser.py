@@ -28,6 +28,7 @@ from sync.domain import Assignment as KitAssignment
 from sync.envelope import KitKeys, OfficeKeys
 from tests.browser import (  # noqa: F401  (browser: the fixture)
     browser,
+    click_for_next_page,
     log_in,
     screenshot,
     text_of,
@@ -127,19 +128,6 @@ def full_page_screenshot(driver: WebDriver, name: str) -> None:
     driver.set_window_size(1280, 800)
 
 
-def submit(driver: WebDriver, button_id: str) -> None:
-    button = driver.find_element(By.ID, button_id)
-    driver.execute_script("arguments[0].scrollIntoView();", button)
-    button.click()
-    wait(driver, "document.readyState === 'complete' && !document.getElementById('x-old')")
-
-
-def mark_old(driver: WebDriver) -> None:
-    """Tag the page so that :func:`submit` waits for the next one."""
-    driver.execute_script("var m = document.createElement('i'); m.id = 'x-old';"
-                          "document.body.appendChild(m);")
-
-
 def test_a_scheduler_plans_a_visit_is_warned_of_a_clash_and_sends_the_assignment(
         desk: Desk, browser: WebDriver) -> None:  # noqa: F811
     log_in(browser, desk, desk.cookie)
@@ -163,8 +151,7 @@ def test_a_scheduler_plans_a_visit_is_warned_of_a_clash_and_sends_the_assignment
     team.send_keys("2")
     Select(browser.find_element(By.ID, "id_kit_id")).select_by_value(KIT)
     browser.find_element(By.ID, "id_village_staff").send_keys("Sulastri\nKasun Krajan")
-    mark_old(browser)
-    submit(browser, "visit-submit")
+    click_for_next_page(browser, "#visit-submit")
     warning = text_of(browser, "#conflicts")
     assert "Bentrok dengan kunjungan lain hari itu" in warning
     assert "Satreyan" in warning and "petugas yang sama: Agus Priyanto" in warning
@@ -172,8 +159,7 @@ def test_a_scheduler_plans_a_visit_is_warned_of_a_clash_and_sends_the_assignment
     full_page_screenshot(browser, "schedule-new-visit")
 
     browser.find_element(By.ID, "id_save_anyway").click()
-    mark_old(browser)
-    submit(browser, "visit-submit")
+    click_for_next_page(browser, "#visit-submit")
     visit = Visit.objects.using(desk.alias).get(request=desk.vr)
     assert browser.current_url.endswith(f"/visits/{visit.pk}/")
     assert text_of(browser, "#v-officers") == "Agus Priyanto, Sri Wahyuni"  # by name
@@ -187,8 +173,7 @@ def test_a_scheduler_plans_a_visit_is_warned_of_a_clash_and_sends_the_assignment
         draft=b"%PDF-1.7", draft_sha256="0" * 64, drafted_at=now, drafted_by="dafduk",
         verified_at=now, sent_at=now, sent_by="dafduk")
     browser.refresh()
-    mark_old(browser)
-    submit(browser, "send-assignment")
+    click_for_next_page(browser, "#send-assignment")
     assert "antre di kantor" in text_of(browser, "#state-label")
     # The kit receives it (as `office serve` records it): the page shows it by itself.
     Assignment.objects.using(desk.alias).filter(kit_id=KIT).update(
@@ -213,14 +198,12 @@ def test_the_village_terrain_and_officer_pages(desk: Desk, browser: WebDriver) -
     browser.find_element(By.ID, "id_kecamatan").send_keys("Kanigoro")
     browser.find_element(By.ID, "id_name").send_keys("Papungan")
     Select(browser.find_element(By.ID, "id_terrain")).select_by_value("remote")
-    mark_old(browser)
-    submit(browser, "village-submit")
+    click_for_next_page(browser, "#village-submit")
     assert "terpencil" in text_of(browser, "#villages tbody")
     # A typo in the kecamatan is refused, saying what to fix.
     browser.find_element(By.ID, "id_kecamatan").send_keys("Kanigor0")
     browser.find_element(By.ID, "id_name").send_keys("Sawentar")
-    mark_old(browser)
-    submit(browser, "village-submit")
+    click_for_next_page(browser, "#village-submit")
     assert "Kecamatan tidak ada di Kabupaten Blitar" in text_of(browser, "#error-kecamatan")
     full_page_screenshot(browser, "schedule-villages")
     # The estimate of Papungan's visit now counts remote terrain: a third officer.
@@ -230,12 +213,9 @@ def test_the_village_terrain_and_officer_pages(desk: Desk, browser: WebDriver) -
     browser.get(f"{desk.url}/schedule/officers/")
     browser.find_element(By.ID, "id_officer_id").send_keys("P-0004")
     browser.find_element(By.ID, "id_name").send_keys("Rina Kartikasari")
-    mark_old(browser)
-    submit(browser, "officer-submit")
+    click_for_next_page(browser, "#officer-submit")
     assert "Rina Kartikasari" in text_of(browser, "#officers")
-    mark_old(browser)
-    browser.find_element(By.CSS_SELECTOR, "tr[data-officer='P-0003'] button").click()
-    wait(browser, "document.readyState === 'complete' && !document.getElementById('x-old')")
+    click_for_next_page(browser, "tr[data-officer='P-0003'] button")
     assert "nonaktif" in text_of(browser, "tr[data-officer='P-0003']")
     assert not Officer.objects.using(desk.alias).get(pk="P-0003").active
     full_page_screenshot(browser, "schedule-officers")
